@@ -1,0 +1,7 @@
+"""The Klassen meetups service: wires the capability blueprints to one Chalice app."""
+from chalice import Chalice
+
+from chalicelib.routes import catalogue
+
+app = Chalice(app_name="klassen-meetups")
+app.register_blueprint(catalogue.bp)

@@ -1,0 +1,29 @@
+"""Command line for admin tokens: python -m chalicelib.admin create-token NAME | revoke-token TOKEN."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from chalicelib import auth
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m chalicelib.admin", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    create = commands.add_parser("create-token", help="create an admin token and print it once")
+    create.add_argument("name", help="who the token is for")
+    revoke = commands.add_parser("revoke-token", help="revoke an admin token")
+    revoke.add_argument("token")
+    args = parser.parse_args(argv)
+    if args.command == "create-token":
+        print(auth.create_token(args.name))
+        return 0
+    if auth.revoke_token(args.token):
+        print("revoked")
+        return 0
+    print("no such token", file=sys.stderr)
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

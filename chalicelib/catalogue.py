@@ -1,0 +1,236 @@
+"""The tour catalogue: meetups, their public view, and the admin changes to them."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+
+from chalicelib import clock
+from chalicelib.errors import Conflict, NotFound, ValidationFailed
+from chalicelib.observability import logger
+from chalicelib.models import TOUR_LISTING, Meetup, storage_errors
+from chalicelib.validation import Fields
+
+KINDS = ("regional", "extra", "follow_up", "final")
+MODES = ("online", "in_person")
+STATES = ("open", "closed", "cancelled")
+PROVINCES = ("Drenthe", "Flevoland", "Friesland", "Gelderland", "Groningen", "Limburg",
+             "Noord-Brabant", "Noord-Holland", "Overijssel", "Utrecht", "Zeeland", "Zuid-Holland")
+_PROVINCE_ALIASES = {p.lower(): p for p in PROVINCES} | {"fryslân": "Friesland", "fryslan": "Friesland"}
+MAX_CAPACITY = 100_000
+SETTABLE = ("title", "kind", "province", "city", "venue", "host", "starts_at", "ends_at", "mode",
+            "capacity", "waitlist", "status", "join_url", "description", "follows")
+
+
+def normalise_province(value: str | None) -> str | None:
+    if value is None:
+        return None
+    return _PROVINCE_ALIASES.get(value.strip().lower())
+
+
+def new_id() -> str:
+    return secrets.token_urlsafe(9)
+
+
+# --- public view -------------------------------------------------------------------------------
+
+def public_status(meetup: Meetup, now: datetime | None = None) -> str:
+    """open | full | closed, as the contract shows it."""
+    if meetup.state != "open" or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
+        return "closed"
+    return "full" if meetup.confirmed >= meetup.capacity else "open"
+
+
+def view(meetup: Meetup) -> dict:
+    seats_left = max(0, int(meetup.capacity) - int(meetup.confirmed))
+    return {
+        "id": meetup.id,
+        "title": meetup.title,
+        "kind": meetup.kind,
+        "province": meetup.province,
+        "city": meetup.city,
+        "host": {"name": meetup.host_name},
+        "starts_at": clock.to_public(meetup.starts_at),
+        "ends_at": clock.to_public(meetup.ends_at),
+        "mode": meetup.mode,
+        "capacity": int(meetup.capacity),
+        "confirmed": int(meetup.confirmed),
+        "seats_left": seats_left,
+        "waitlist": {"enabled": bool(meetup.waitlist_enabled), "length": int(meetup.waitlist_length)},
+        "status": public_status(meetup),
+        "follows": meetup.follows,
+        # Extensions to the contract:
+        "venue": meetup.venue,
+        "description": meetup.description,
+        "cancelled": meetup.state == "cancelled",
+        "demo": bool(meetup.demo),
+    }
+
+
+def admin_view(meetup: Meetup) -> dict:
+    body = view(meetup)
+    body["host"] = {"name": meetup.host_name, "email": meetup.host_email}
+    body["join_url"] = meetup.join_url
+    body["state"] = meetup.state
+    return body
+
+
+# --- reads -------------------------------------------------------------------------------------
+
+def load(meetup_id: str, *, consistent: bool = False) -> Meetup:
+    if not meetup_id or len(meetup_id) > 100:
+        raise NotFound(f"No meetup with id {meetup_id[:100]!r}")
+    with storage_errors():
+        try:
+            return Meetup.get(meetup_id, consistent_read=consistent)
+        except DoesNotExist:
+            raise NotFound(f"No meetup with id {meetup_id!r}") from None
+
+
+def get_meetup(meetup_id: str) -> dict:
+    return view(load(meetup_id))
+
+
+def find_meetups(*, province: str | None = None, kind: str | None = None,
+                 upcoming: bool = False) -> list[Meetup]:
+    """Meetups by start time, read from an index: by province when asked, else the tour listing."""
+    fields = Fields({"province": province, "kind": kind})
+    if province is not None and normalise_province(province) is None:
+        fields.fail("province", "must be one of: " + ", ".join(PROVINCES))
+    if kind is not None:
+        fields.choice("kind", KINDS)
+    fields.check()
+    range_condition = None
+    if upcoming:
+        range_condition = Meetup.starts_at > clock.to_storage(clock.now())
+    filter_condition = (Meetup.kind == kind) if kind else None
+    with storage_errors():
+        if province is not None:
+            results = Meetup.by_province.query(normalise_province(province), range_condition,
+                                               filter_condition=filter_condition)
+        else:
+            results = Meetup.by_start.query(TOUR_LISTING, range_condition, filter_condition=filter_condition)
+        return list(results)
+
+
+def list_meetups(*, province: str | None = None, kind: str | None = None, upcoming: bool = False) -> list[dict]:
+    return [view(m) for m in find_meetups(province=province, kind=kind, upcoming=upcoming)]
+
+
+# --- admin writes ------------------------------------------------------------------------------
+
+def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None) -> dict:
+    """Validate admin meetup fields; returns model attribute values to set."""
+    f = Fields(payload, allowed=SETTABLE)
+    values: dict = {}
+    if creating or f.has("title"):
+        values["title"] = f.text("title", required=True, max_length=200)
+    if creating or f.has("kind"):
+        values["kind"] = f.choice("kind", KINDS, required=True)
+    if f.has("province"):
+        raw = payload.get("province")
+        if raw is None:
+            values["province"] = None
+        elif not isinstance(raw, str) or normalise_province(raw) is None:
+            f.fail("province", "must be one of: " + ", ".join(PROVINCES))
+        else:
+            values["province"] = normalise_province(raw)
+    if f.has("city"):
+        values["city"] = f.text("city", max_length=100)
+    if f.has("venue"):
+        values["venue"] = f.text("venue", max_length=200)
+    if creating or f.has("host"):
+        host = f.mapping("host", required=True)
+        if host is not None:
+            unknown = set(host) - {"name", "email"}
+            if unknown:
+                f.fail("host", "unknown field: " + ", ".join(sorted(map(str, unknown))))
+            values["host_name"] = f.text("host.name", required=True, max_length=200, value=host.get("name") or "")
+            if "email" in host:
+                values["host_email"] = f.email("host.email", value=host.get("email") or "")
+    for name in ("starts_at", "ends_at"):
+        if creating or f.has(name):
+            moment = f.moment(name, required=True)
+            if moment is not None:
+                values[name] = clock.to_storage(moment)
+    if creating or f.has("mode"):
+        values["mode"] = f.choice("mode", MODES, required=True)
+    if creating or f.has("capacity"):
+        values["capacity"] = f.integer("capacity", required=True, minimum=0, maximum=MAX_CAPACITY)
+    if f.has("waitlist"):
+        waitlist = f.mapping("waitlist")
+        if waitlist is not None:
+            if set(waitlist) - {"enabled", "length"}:
+                f.fail("waitlist", "only `enabled` can be set")
+            elif not isinstance(waitlist.get("enabled"), bool):
+                f.fail("waitlist.enabled", "must be true or false")
+            else:
+                values["waitlist_enabled"] = waitlist["enabled"]
+    if f.has("status"):
+        values["state"] = f.choice("status", STATES, required=True)
+    if f.has("join_url"):
+        values["join_url"] = f.url("join_url")
+    if f.has("description"):
+        values["description"] = f.text("description", max_length=2000, multiline=True)
+    if f.has("follows"):
+        values["follows"] = f.text("follows", max_length=100)
+    f.check()
+
+    starts = values.get("starts_at") or (current.starts_at if current else None)
+    ends = values.get("ends_at") or (current.ends_at if current else None)
+    if starts and ends and ends <= starts:
+        raise ValidationFailed({"ends_at": "must be after starts_at"})
+    mode = values.get("mode") or (current.mode if current else None)
+    city = values["city"] if "city" in values else (current.city if current else None)
+    if mode == "in_person" and not city:
+        raise ValidationFailed({"city": "is required for an in-person meetup"})
+    return values
+
+
+def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False) -> Meetup:
+    values = _read_fields(payload, creating=True)
+    if values.get("follows"):
+        origin = load(values["follows"])
+        values.setdefault("province", origin.province)
+        values["chain_id"] = origin.chain_id or origin.id
+    stamp = clock.to_storage(clock.now())
+    meetup = Meetup(id=meetup_id or new_id(), listing=TOUR_LISTING, created_at=stamp, updated_at=stamp,
+                    demo=demo, **values)
+    meetup.chain_id = meetup.chain_id or meetup.id
+    with storage_errors():
+        try:
+            meetup.save(condition=Meetup.id.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code == "ConditionalCheckFailedException":
+                raise Conflict(f"A meetup with id {meetup.id!r} exists already", code="exists") from exc
+            raise
+    logger.info("meetup created", extra={"meetup_id": meetup.id, "kind": meetup.kind})
+    return meetup
+
+
+def update_meetup(meetup_id: str, payload: dict) -> Meetup:
+    """Change a meetup's fields. Capacity changes go through the roster, which promotes
+    waitlisted people into new seats in the same transaction."""
+    meetup = load(meetup_id, consistent=True)
+    values = _read_fields(payload, creating=False, current=meetup)
+    if not values:
+        return meetup
+    capacity = values.pop("capacity", None)
+    if capacity is not None:
+        from chalicelib import registration  # the waitlist rule lives with the roster
+        meetup = registration.change_capacity(meetup, capacity)
+    if values:
+        values["updated_at"] = clock.to_storage(clock.now())
+        actions = [getattr(Meetup, name).set(value) if value is not None else getattr(Meetup, name).remove()
+                   for name, value in values.items()]
+        with storage_errors():
+            try:
+                meetup.update(actions=actions, condition=Meetup.id.exists())
+            except UpdateError as exc:
+                if exc.cause_response_code == "ConditionalCheckFailedException":
+                    raise NotFound(f"No meetup with id {meetup_id!r}") from exc
+                raise
+    logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
+                                         (["capacity"] if capacity is not None else [])})
+    return meetup

@@ -1,0 +1,59 @@
+"""Typed settings, read once from the environment."""
+from __future__ import annotations
+
+import functools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    stage: str
+    table_prefix: str
+    region: str
+    dynamodb_endpoint: str | None
+    admin_token: str | None
+    mail_backend: str
+    mail_dir: Path
+    mail_from: str
+    smtp_host: str
+    smtp_port: int
+    public_base_url: str
+    signing_secret: str | None
+    signing_secret_parameter: str | None
+
+    @property
+    def is_local(self) -> bool:
+        return self.stage == "local"
+
+    def table_name(self, suffix: str) -> str:
+        return f"{self.table_prefix}{suffix}"
+
+
+def _from_environment(env: os._Environ | dict) -> Settings:
+    stage = env.get("STAGE", "local")
+    port = env.get("PORT", "8000")
+    return Settings(
+        stage=stage,
+        table_prefix=env.get("TABLE_PREFIX", "klassen-"),
+        region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "eu-west-1",
+        dynamodb_endpoint=env.get("AWS_ENDPOINT_URL_DYNAMODB") or None,
+        # Only a local stage accepts a token straight from the environment.
+        admin_token=(env.get("ADMIN_TOKEN") or None) if stage == "local" else None,
+        mail_backend=env.get("MAIL_BACKEND", "file" if stage == "local" else "ses"),
+        mail_dir=Path(env.get("MAIL_DIR", str(PROJECT_ROOT / ".data" / "mail"))),
+        mail_from=env.get("MAIL_FROM", "Klassen Meetups <meetups@klassen.example.nl>"),
+        smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
+        smtp_port=int(env.get("SMTP_PORT", "25")),
+        public_base_url=env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+        signing_secret=env.get("SIGNING_SECRET") or None,
+        signing_secret_parameter=env.get("SIGNING_SECRET_PARAMETER") or None,
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return _from_environment(os.environ)

@@ -1,0 +1,137 @@
+"""HTTP plumbing shared by the blueprints: body parsing, content negotiation, responses,
+and the one place where domain errors become HTTP answers."""
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from chalice import Response
+
+from chalicelib.errors import DomainError, MalformedRequest, UnsupportedMediaType
+
+MAX_BODY_BYTES = 64 * 1024
+JSON_TYPE = "application/json"
+FORM_TYPE = "application/x-www-form-urlencoded"
+HTML_TYPE = "text/html; charset=utf-8"
+
+
+def _header(request, name: str) -> str:
+    return (request.headers.get(name) or "") if request.headers else ""
+
+
+def wants_html(request) -> bool:
+    """A browser asks for text/html; API clients ask for JSON or nothing."""
+    if (request.query_params or {}).get("format") == "json":
+        return False
+    accept = _header(request, "accept").lower()
+    if "text/html" not in accept:
+        return False
+    json_at = accept.find(JSON_TYPE)
+    return json_at == -1 or accept.find("text/html") < json_at
+
+
+def is_form_post(request) -> bool:
+    return _header(request, "content-type").split(";")[0].strip().lower() == FORM_TYPE
+
+
+def language(request, default: str = "nl") -> str:
+    lang = (request.query_params or {}).get("lang")
+    return lang if lang in ("nl", "en") else default
+
+
+def parse_body(request) -> dict[str, Any]:
+    """A JSON object or a form-encoded body as a dict; anything else is a clear 4xx."""
+    raw = request.raw_body or b""
+    if len(raw) > MAX_BODY_BYTES:
+        raise MalformedRequest(f"The body is larger than {MAX_BODY_BYTES} bytes", code="body_too_large")
+    content_type = _header(request, "content-type").split(";")[0].strip().lower()
+    if content_type == FORM_TYPE:
+        try:
+            fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
+                              max_num_fields=100)
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedRequest("The form body could not be read as UTF-8 form data") from exc
+        return {name: values[-1] for name, values in fields.items()}
+    if content_type in (JSON_TYPE, "") or content_type.endswith("+json"):
+        if not raw.strip():
+            raise MalformedRequest("The request body is empty; a JSON object is expected")
+        try:
+            body = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise MalformedRequest("The request body is not valid JSON") from exc
+        if not isinstance(body, dict):
+            raise MalformedRequest("The request body must be a JSON object")
+        return body
+    raise UnsupportedMediaType(
+        f"Content-Type {content_type!r} is not supported; use application/json or {FORM_TYPE}")
+
+
+def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
+    return Response(body=json.dumps(body, ensure_ascii=False), status_code=status,
+                    headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+
+
+def html_response(html: str, status: int = 200) -> Response:
+    return Response(body=html, status_code=status,
+                    headers={"Content-Type": HTML_TYPE, "Cache-Control": "no-store"})
+
+
+def redirect(location: str) -> Response:
+    return Response(body="", status_code=303, headers={"Location": location})
+
+
+def error_response(error: DomainError, *, html: bool = False, lang: str = "nl") -> Response:
+    """The one mapping from domain errors to HTTP."""
+    if html:
+        from chalicelib import rendering
+        return html_response(rendering.render_page("error.html", lang, error=error.body(),
+                                                   status=error.status), error.status)
+    return json_response(error.body(), error.status)
+
+
+def routes(blueprint):
+    """`route = routes(bp)` gives a decorator like `bp.route` whose views answer domain errors
+    through `error_response`, log with the request's correlation id and never leak a stack trace."""
+    import functools
+
+    from chalicelib.errors import DomainError
+    from chalicelib.observability import logger
+
+    def route(path: str, **options):
+        def decorate(view):
+            @functools.wraps(view)
+            def handle(*args, **kwargs):
+                request = blueprint.current_request
+                logger.set_correlation_id((request.context or {}).get("requestId"))
+                try:
+                    return view(*args, **kwargs)
+                except DomainError as error:
+                    logger.info("request refused", extra={"path": request.path, "status": error.status,
+                                                          "error": error.code})
+                    return error_response(error, html=wants_html(request), lang=language(request))
+                except Exception:  # the last guard: log it, answer a plain 500
+                    logger.exception("unhandled error", extra={"path": request.path})
+                    return json_response({"error": "internal", "message": "An internal error occurred"}, 500)
+            return blueprint.route(path, **options)(handle)
+        return decorate
+    return route
+
+
+def admin(blueprint):
+    """Like `routes`, for admin views: the bearer token is checked before the view runs."""
+    route = routes(blueprint)
+
+    def admin_route(path: str, **options):
+        def decorate(view):
+            import functools
+
+            from chalicelib import auth
+
+            @functools.wraps(view)
+            def guarded(*args, **kwargs):
+                auth.authenticate(blueprint.current_request.headers)
+                return view(*args, **kwargs)
+            return route(path, **options)(guarded)
+        return decorate
+    return admin_route

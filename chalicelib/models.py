@@ -1,0 +1,259 @@
+"""PynamoDB models: one per kind of item. Table names come from settings; the tables
+themselves are defined once, in infra/resources.json (a test checks the two agree)."""
+from __future__ import annotations
+
+from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
+                                 NumberAttribute, TTLAttribute, UnicodeAttribute)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.models import Model
+
+from chalicelib.config import get_settings
+
+_settings = get_settings()
+
+
+class _Meta:
+    region = _settings.region
+    host = _settings.dynamodb_endpoint
+    # A sign-up rush runs many requests at once in one process: keep enough connections.
+    max_pool_connections = 64
+    connect_timeout_seconds = 5
+    read_timeout_seconds = 10
+    max_retry_attempts = 3
+
+
+def _meta(suffix: str) -> type:
+    return type("Meta", (_Meta,), {"table_name": _settings.table_name(suffix)})
+
+
+def _index_meta(name: str) -> type:
+    return type("Meta", (), {"index_name": name, "projection": AllProjection(),
+                             "region": _Meta.region, "host": _Meta.host})
+
+
+# --- meetups ---------------------------------------------------------------------------------
+
+class MeetupsByStart(GlobalSecondaryIndex):
+    Meta = _index_meta("by_start")
+    listing = UnicodeAttribute(hash_key=True)
+    starts_at = UnicodeAttribute(range_key=True)
+
+
+class MeetupsByProvince(GlobalSecondaryIndex):
+    Meta = _index_meta("by_province")
+    province = UnicodeAttribute(hash_key=True)
+    starts_at = UnicodeAttribute(range_key=True)
+
+
+class MeetupsByChain(GlobalSecondaryIndex):
+    Meta = _index_meta("by_chain")
+    chain_id = UnicodeAttribute(hash_key=True)
+    starts_at = UnicodeAttribute(range_key=True)
+
+
+TOUR_LISTING = "tour"  # every meetup sits in this one partition of `by_start`: the tour is small
+
+
+class Meetup(Model):
+    Meta = _meta("meetups")
+    id = UnicodeAttribute(hash_key=True)
+    listing = UnicodeAttribute(default=TOUR_LISTING)
+    title = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    province = UnicodeAttribute(null=True)
+    city = UnicodeAttribute(null=True)
+    venue = UnicodeAttribute(null=True)
+    host_name = UnicodeAttribute()
+    host_email = UnicodeAttribute(null=True)
+    starts_at = UnicodeAttribute()
+    ends_at = UnicodeAttribute()
+    mode = UnicodeAttribute()
+    join_url = UnicodeAttribute(null=True)
+    description = UnicodeAttribute(null=True)
+    capacity = NumberAttribute()
+    confirmed = NumberAttribute(default=0)
+    waitlist_enabled = BooleanAttribute(default=False)
+    waitlist_length = NumberAttribute(default=0)
+    # Bumped by every change to seats or waitlist: writes that depend on the order of the
+    # waitlist are conditioned on it (optimistic concurrency on the meetup item).
+    roster_version = NumberAttribute(default=0)
+    state = UnicodeAttribute(default="open")  # open | closed | cancelled (set by admins)
+    follows = UnicodeAttribute(null=True)
+    chain_id = UnicodeAttribute(null=True)
+    demo = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+    by_start = MeetupsByStart()
+    by_province = MeetupsByProvince()
+    by_chain = MeetupsByChain()
+
+
+# --- registrations ---------------------------------------------------------------------------
+
+class WaitlistIndex(LocalSecondaryIndex):
+    """Sparse: only waitlisted registrations carry `waitlist_seq`. Local, so reads are consistent."""
+    Meta = _index_meta("waitlist")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    waitlist_seq = NumberAttribute(range_key=True)
+
+
+REGISTRATION_PREFIX = "R#"
+EMAIL_GUARD_PREFIX = "E#"
+
+
+class Registration(Model):
+    """A sign-up; sort key `R#<id>` in the meetup's partition."""
+    Meta = _meta("registrations")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    status = UnicodeAttribute()  # confirmed | waitlisted | cancelled
+    waitlist_seq = NumberAttribute(null=True)
+    name = UnicodeAttribute()
+    email = UnicodeAttribute()
+    role = UnicodeAttribute()
+    organisation = UnicodeAttribute(null=True)
+    municipality = UnicodeAttribute(null=True)
+    theme = UnicodeAttribute(null=True)
+    language = UnicodeAttribute(default="nl")
+    follow_up_opt_in = BooleanAttribute(default=False)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    promoted_at = UnicodeAttribute(null=True)
+    cancelled_at = UnicodeAttribute(null=True)
+
+    waitlist = WaitlistIndex()
+
+
+class EmailGuard(Model):
+    """Holds one active registration per (meetup, lower-cased email): sort key `E#<sha256>`.
+
+    Created in the sign-up transaction with `attribute_not_exists`, deleted on cancellation,
+    so the database itself refuses a second active place for the same address."""
+    Meta = _meta("registrations")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    registration_id = UnicodeAttribute()
+
+
+# --- activity log (read by the digest, by time) -------------------------------------------------
+
+class Activity(Model):
+    """One change, written in the same transaction as the change. Partitioned by UTC day."""
+    Meta = _meta("activity")
+    day = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)  # <stamp>#<id>
+    type = UnicodeAttribute()
+    meetup_id = UnicodeAttribute()
+    province = UnicodeAttribute(null=True)
+    details = JSONAttribute(default=dict)
+    expires_at = TTLAttribute(null=True)
+
+
+# --- mail outbox ------------------------------------------------------------------------------
+
+class OutboxByDue(GlobalSecondaryIndex):
+    Meta = _index_meta("by_due")
+    due = UnicodeAttribute(hash_key=True)
+    next_attempt_at = UnicodeAttribute(range_key=True)
+
+
+class OutboxMessage(Model):
+    Meta = _meta("outbox")
+    id = UnicodeAttribute(hash_key=True)
+    state = UnicodeAttribute(default="pending")  # pending | sending | sent
+    due = UnicodeAttribute(null=True)  # set while pending: keeps `by_due` sparse
+    next_attempt_at = UnicodeAttribute(null=True)
+    lease_until = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)
+    recipient = UnicodeAttribute()
+    template = UnicodeAttribute()
+    language = UnicodeAttribute(default="nl")
+    context = JSONAttribute(default=dict)
+    last_error = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    sent_at = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+    by_due = OutboxByDue()
+
+
+# --- handovers --------------------------------------------------------------------------------
+
+class AuditEntry(MapAttribute):
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    action = UnicodeAttribute()
+    note = UnicodeAttribute(null=True)
+
+
+class Handover(Model):
+    """Keyed by the outgoing meetup: the key itself allows one handover per meetup."""
+    Meta = _meta("handovers")
+    from_meetup_id = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute()
+    to_meetup_id = UnicodeAttribute()
+    status = UnicodeAttribute(default="proposed")  # proposed | accepted | completed
+    audit = ListAttribute(of=AuditEntry, default=list)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+# --- organisers -------------------------------------------------------------------------------
+
+class OrganisersByFrequency(GlobalSecondaryIndex):
+    Meta = _index_meta("by_frequency")
+    frequency = UnicodeAttribute(hash_key=True)
+    id = UnicodeAttribute(range_key=True)
+
+
+class Organiser(Model):
+    Meta = _meta("organisers")
+    id = UnicodeAttribute(hash_key=True)
+    email = UnicodeAttribute()
+    name = UnicodeAttribute()
+    scope_kind = UnicodeAttribute()  # all | province | meetup
+    scope_value = UnicodeAttribute(null=True)
+    frequency = UnicodeAttribute()  # daily | weekly
+    language = UnicodeAttribute(default="nl")
+    created_at = UnicodeAttribute()
+    covered_until = UnicodeAttribute()  # changes up to here were in a digest
+    last_period = UnicodeAttribute(null=True)
+    claimed_period = UnicodeAttribute(null=True)
+    claim_until = UnicodeAttribute(null=True)
+
+    by_frequency = OrganisersByFrequency()
+
+
+# --- admin tokens -----------------------------------------------------------------------------
+
+class AdminToken(Model):
+    """Only the SHA-256 of a token is stored."""
+    Meta = _meta("admin_tokens")
+    token_hash = UnicodeAttribute(hash_key=True)
+    name = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+ALL_MODELS = (Meetup, Registration, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken)
+
+
+# --- turning storage failures into domain errors ------------------------------------------------
+
+class _StorageErrors:
+    """`with storage_errors():` around DynamoDB calls: an AWS failure that no rule handles
+    (throttling, an unreachable endpoint) becomes ServiceUnavailable; the cause is kept."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        from pynamodb.exceptions import PynamoDBException
+        from chalicelib.errors import ServiceUnavailable
+        if exc is not None and isinstance(exc, PynamoDBException):
+            raise ServiceUnavailable("The database did not answer; please try again") from exc
+        return False
+
+
+storage_errors = _StorageErrors

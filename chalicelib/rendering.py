@@ -1,0 +1,115 @@
+"""Jinja2 pages and emails, Dutch first. The environment is built on first use (cold starts)."""
+from __future__ import annotations
+
+import functools
+from datetime import datetime
+from pathlib import Path
+
+from chalicelib import clock
+
+# Locally templates/ sits beside chalicelib/; `make package` copies it to the root of the
+# deployment package (through vendor/), which is the same place relative to this file.
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+
+
+@functools.lru_cache(maxsize=1)
+def environment():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),
+        autoescape=jinja2.select_autoescape(enabled_extensions=("html", "xml"), default_for_string=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    env.filters["longdate"] = format_long
+    env.filters["shortdate"] = format_date
+    env.filters["time"] = format_time
+    return env
+
+
+def _moment(value: str | datetime) -> datetime:
+    moment = clock.from_storage(value) if isinstance(value, str) else value
+    return moment.astimezone(clock.AMSTERDAM)
+
+
+def format_long(value: str | datetime, lang: str = "nl") -> str:
+    """'maandag 12 april 2027 om 19:30' / 'Monday 12 April 2027 at 19:30'."""
+    from babel.dates import format_datetime
+    pattern = "EEEE d MMMM y 'om' HH:mm" if lang == "nl" else "EEEE d MMMM y 'at' HH:mm"
+    return format_datetime(_moment(value), pattern, locale=lang, tzinfo=clock.AMSTERDAM)
+
+
+def format_date(value: str | datetime, lang: str = "nl") -> str:
+    from babel.dates import format_datetime
+    return format_datetime(_moment(value), "EEE d MMM y", locale=lang, tzinfo=clock.AMSTERDAM)
+
+
+def format_time(value: str | datetime, lang: str = "nl") -> str:
+    return _moment(value).strftime("%H:%M")
+
+
+def render_page(template: str, lang: str, **context) -> str:
+    return environment().get_template(template).render(lang=lang, t=TEXTS[lang], **context)
+
+
+# Short interface texts. Pages and emails hold their longer copy in the templates themselves.
+TEXTS = {
+    "nl": {
+        "site": "Klassen Meetups",
+        "tagline": "Meetups over gelijke kansen in het onderwijs",
+        "meetups": "Alle meetups",
+        "date": "Datum",
+        "place": "Plaats",
+        "online": "online",
+        "seats_left": "Plaatsen vrij",
+        "status": "Status",
+        "status_open": "open",
+        "status_full": "vol",
+        "status_closed": "gesloten",
+        "waitlist": "wachtlijst",
+        "on_waitlist": "op de wachtlijst",
+        "register": "Aanmelden",
+        "host": "Gastheer/-vrouw",
+        "capacity": "Capaciteit",
+        "follows": "Vervolg op",
+        "error": "Er ging iets mis",
+        "back": "Terug naar alle meetups",
+        "no_meetups": "Er zijn geen meetups gevonden.",
+        "demo": "demo",
+        "other_language": "English",
+        "kind_regional": "Regionale meetup",
+        "kind_extra": "Extra online meetup",
+        "kind_follow_up": "Vervolgmeetup",
+        "kind_final": "Landelijke slotbijeenkomst",
+    },
+    "en": {
+        "site": "Klassen Meetups",
+        "tagline": "Meetups about equal opportunities in education",
+        "meetups": "All meetups",
+        "date": "Date",
+        "place": "Place",
+        "online": "online",
+        "seats_left": "Seats left",
+        "status": "Status",
+        "status_open": "open",
+        "status_full": "full",
+        "status_closed": "closed",
+        "waitlist": "waiting list",
+        "on_waitlist": "on the waiting list",
+        "register": "Sign up",
+        "host": "Host",
+        "capacity": "Capacity",
+        "follows": "Follow-up to",
+        "error": "Something went wrong",
+        "back": "Back to all meetups",
+        "no_meetups": "No meetups found.",
+        "demo": "demo",
+        "other_language": "Nederlands",
+        "kind_regional": "Regional meetup",
+        "kind_extra": "Extra online meetup",
+        "kind_follow_up": "Follow-up meetup",
+        "kind_final": "National closing meeting",
+    },
+}

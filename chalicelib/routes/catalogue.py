@@ -1,0 +1,47 @@
+"""Routes of the tour catalogue: public listing and detail, admin create and change."""
+from chalice import Blueprint
+
+from chalicelib import catalogue, rendering
+from chalicelib.http import admin, html_response, json_response, language, parse_body, routes, wants_html
+
+bp = Blueprint(__name__)
+route = routes(bp)
+admin_route = admin(bp)
+
+
+@route("/", methods=["GET"])
+def home():
+    return meetups()
+
+
+@route("/meetups", methods=["GET"])
+def meetups():
+    request = bp.current_request
+    params = request.query_params or {}
+    found = catalogue.list_meetups(province=params.get("province"), kind=params.get("kind"),
+                                   upcoming=params.get("upcoming", "").lower() in ("true", "1", "yes"))
+    if wants_html(request):
+        return html_response(rendering.render_page("meetups.html", language(request), meetups=found,
+                                                   filters=params))
+    return json_response({"meetups": found})
+
+
+@route("/meetups/{meetup_id}", methods=["GET"])
+def meetup(meetup_id):
+    request = bp.current_request
+    found = catalogue.get_meetup(meetup_id)
+    if wants_html(request):
+        return html_response(rendering.render_page("meetup.html", language(request), meetup=found))
+    return json_response(found)
+
+
+@admin_route("/admin/meetups", methods=["POST"])
+def create_meetup():
+    created = catalogue.create_meetup(parse_body(bp.current_request))
+    return json_response(catalogue.admin_view(created), 201)
+
+
+@admin_route("/admin/meetups/{meetup_id}", methods=["PATCH"])
+def update_meetup(meetup_id):
+    updated = catalogue.update_meetup(meetup_id, parse_body(bp.current_request))
+    return json_response(catalogue.admin_view(updated))

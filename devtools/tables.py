@@ -1,0 +1,65 @@
+"""Create the tables locally from the one definition in infra/resources.json."""
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import boto3
+from botocore.exceptions import ClientError
+
+INFRA = Path(__file__).resolve().parent.parent / "infra" / "resources.json"
+NAME_PREFIX = "${AWS::StackName}-"
+
+
+def table_definitions() -> dict[str, dict]:
+    """{suffix: CloudFormation table properties}."""
+    resources = json.loads(INFRA.read_text())["Resources"]
+    tables = {}
+    for resource in resources.values():
+        if resource["Type"] != "AWS::DynamoDB::Table":
+            continue
+        props = resource["Properties"]
+        suffix = props["TableName"]["Fn::Sub"].removeprefix(NAME_PREFIX)
+        tables[suffix] = props
+    return tables
+
+
+def create_table_args(props: dict, name: str) -> dict:
+    args = {key: copy.deepcopy(props[key]) for key in
+            ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
+             "LocalSecondaryIndexes") if key in props}
+    args["TableName"] = name
+    return args
+
+
+def create_tables(prefix: str, client=None) -> list[str]:
+    """Create every table that does not exist yet; returns the names created."""
+    client = client or boto3.client("dynamodb")
+    existing = set(client.get_paginator("list_tables").paginate().build_full_result()["TableNames"])
+    created = []
+    for suffix, props in table_definitions().items():
+        name = prefix + suffix
+        if name in existing:
+            continue
+        try:
+            client.create_table(**create_table_args(props, name))
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ResourceInUseException":
+                raise
+            continue
+        client.get_waiter("table_exists").wait(TableName=name)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl:
+            client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        created.append(name)
+    return created
+
+
+def delete_tables(prefix: str, client=None) -> None:
+    client = client or boto3.client("dynamodb")
+    for suffix in table_definitions():
+        try:
+            client.delete_table(TableName=prefix + suffix)
+        except ClientError:
+            pass
