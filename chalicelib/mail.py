@@ -1,0 +1,254 @@
+"""Email: composing the messages (Jinja2, Dutch first, text + HTML, .ics invitations) and
+sending them through one of three backends chosen by `settings.mail_backend`:
+
+- ``file`` (local default): every message an RFC 5322 ``.eml`` file in ``settings.mail_dir``;
+- ``smtp``: plain SMTP to ``settings.smtp_host:smtp_port``;
+- ``ses``: Amazon SES ``SendRawEmail``.
+
+Every backend failure surfaces as `MailDeliveryFailed` (with ``throttled`` set when the
+provider asked us to slow down). Callers normally go through `chalicelib.outbox`, which
+retries; nothing here retries by itself.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import smtplib
+import tempfile
+from datetime import timedelta
+from email import policy
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.parser import BytesParser
+from email.utils import format_datetime, parseaddr
+from pathlib import Path
+from typing import Protocol
+
+from chalicelib import clock, rendering
+from chalicelib.config import get_settings
+
+TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
+             "registration_cancelled")
+LANGUAGES = ("nl", "en")
+# Kinds of email that carry a calendar invitation.
+WITH_INVITATION = frozenset({"registration_confirmed", "registration_promoted"})
+ICS_UID_DOMAIN = "klassen-meetups"
+SMTP_TIMEOUT_SECONDS = 20
+
+
+class MailDeliveryFailed(Exception):
+    """A backend could not hand the message over. ``throttled``: the provider asked us to
+    slow down (back off and stop the batch)."""
+
+    def __init__(self, message: str, *, throttled: bool = False):
+        super().__init__(message)
+        self.throttled = throttled
+
+
+# --- composing ---------------------------------------------------------------------------------
+
+def _one_line(value) -> str:
+    """A header-safe string: no CR/LF or other line breaks, whitespace collapsed."""
+    return " ".join(str(value or "").split())
+
+
+def _sender() -> tuple[str, str]:
+    display, addr = parseaddr(get_settings().mail_from)
+    return _one_line(display), addr
+
+
+def _domain(addr: str) -> str:
+    return addr.rpartition("@")[2] or ICS_UID_DOMAIN
+
+
+def compose(template: str, language: str, recipient: str, context: dict, *,
+            message_id: str | None = None) -> EmailMessage:
+    """One email of kind `template` (see TEMPLATES) in `language` ("nl" default, "en").
+
+    `context` is the registration context documented in templates/email/README.md. A given
+    `message_id` (e.g. the outbox id) keeps the Message-ID stable across retries."""
+    if template not in TEMPLATES:
+        raise ValueError(f"unknown email template {template!r}")
+    lang = language if language in LANGUAGES else "nl"
+    env = rendering.environment()
+    # with_place: the email gives a confirmed place (join link, invitation).
+    values = dict(context, lang=lang, site=rendering.TEXTS[lang]["site"], with_place=template in WITH_INVITATION,
+                  name=_one_line(context.get("name")))
+
+    text_template = env.get_template(f"email/{template}.txt")
+    subject = _one_line("".join(text_template.blocks["subject"](text_template.new_context(values))))
+    values["subject"] = subject
+    text = text_template.render(values)
+    html = env.get_template(f"email/{template}.html").render(values)
+
+    sender_name, sender_addr = _sender()
+    message = EmailMessage(policy=policy.SMTP)
+    message["Subject"] = subject
+    message["From"] = Address(display_name=sender_name, addr_spec=sender_addr)
+    message["To"] = Address(display_name=_one_line(context.get("name")), addr_spec=_one_line(recipient))
+    message["Date"] = format_datetime(clock.now())
+    local = "".join(ch for ch in (message_id or os.urandom(12).hex()) if ch.isalnum() or ch in "-_.")
+    message["Message-ID"] = f"<{local}@{_domain(sender_addr)}>"
+    message["Auto-Submitted"] = "auto-generated"
+    message.set_content(text)
+    message.add_alternative(html, subtype="html")
+    if template in WITH_INVITATION:
+        message.add_attachment(invitation(recipient, context, lang), maintype="text", subtype="calendar",
+                               filename="klassen-meetup.ics", params={"method": "REQUEST", "charset": "utf-8"})
+    message["Content-Language"] = lang  # after the body: set_content() clears Content-* headers
+    return message
+
+
+def invitation(recipient: str, context: dict, lang: str = "nl") -> bytes:
+    """An iCalendar REQUEST for the meetup of a registration (UID stable per registration,
+    so a promotion after a cancellation updates the same calendar entry)."""
+    from icalendar import Calendar, Event, vCalAddress
+
+    meetup = context["meetup"]
+    starts = clock.from_storage(meetup["starts_at"]).astimezone(clock.AMSTERDAM)
+    ends = clock.from_storage(meetup["ends_at"]).astimezone(clock.AMSTERDAM)
+    online = meetup.get("mode") == "online"
+    if online:
+        location = " ".join(part for part in ("Online", meetup.get("join_url")) if part)
+    else:
+        location = ", ".join(part for part in (meetup.get("venue"), meetup.get("city")) if part)
+    manage = context.get("manage_url") or ""
+    description = (f"Je aanmelding bekijken of annuleren: {manage}" if lang == "nl"
+                   else f"See or cancel your registration: {manage}")
+    if online and meetup.get("join_url"):
+        description += ("\nDeelnemen: " if lang == "nl" else "\nJoin: ") + meetup["join_url"]
+
+    sender_name, sender_addr = _sender()
+    organizer = vCalAddress(f"mailto:{sender_addr}")
+    organizer.params["CN"] = sender_name or "Klassen Meetups"
+    attendee = vCalAddress(f"mailto:{_one_line(recipient)}")
+    attendee.params.update({"CN": _one_line(context.get("name")), "PARTSTAT": "ACCEPTED",
+                            "ROLE": "REQ-PARTICIPANT", "RSVP": "FALSE"})
+    event = Event.new(uid=f"{context['registration_id']}@{ICS_UID_DOMAIN}", summary=meetup["title"],
+                      start=starts, end=ends, location=location or None, description=description,
+                      url=meetup.get("url") or None, stamp=clock.now(), sequence=0)
+    event.add("status", "CONFIRMED")
+    event.add("organizer", organizer)
+    event.add("attendee", attendee)
+    calendar = Calendar.new(prodid="-//Klassen Meetups//NL", method="REQUEST", subcomponents=[event])
+    # Only the transitions around the meetup: a small VTIMEZONE that still carries the TZID.
+    calendar.add_missing_timezones(first_date=starts.date() - timedelta(days=366),
+                                   last_date=max(ends.date(), starts.date()) + timedelta(days=366))
+    return calendar.to_ical()
+
+
+# --- backends ----------------------------------------------------------------------------------
+
+class Backend(Protocol):
+    def send(self, message: EmailMessage) -> None: ...
+
+
+class FileBackend:
+    """Writes each message as ``<UTC time>-<message id>.eml``: `ls` lists them in order."""
+
+    def __init__(self, directory: str | Path):
+        self.directory = Path(directory)
+
+    def send(self, message: EmailMessage) -> None:
+        name = "".join(ch for ch in str(message["Message-ID"] or "").split("@")[0] if ch.isalnum() or ch in "-_")
+        stamp = clock.stamp().replace("-", "").replace(":", "")
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(message.as_bytes(policy=policy.SMTP))
+                os.replace(tmp, self.directory / f"{stamp}-{name or os.urandom(6).hex()}.eml")
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+        except OSError as exc:
+            raise MailDeliveryFailed(f"could not write mail file: {exc}") from exc
+
+
+class SmtpBackend:
+    def __init__(self, host: str, port: int, timeout: float = SMTP_TIMEOUT_SECONDS):
+        self.host, self.port, self.timeout = host, port, timeout
+
+    def send(self, message: EmailMessage) -> None:
+        try:
+            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+                smtp.send_message(message)
+        except smtplib.SMTPResponseException as exc:
+            text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            raise MailDeliveryFailed(f"SMTP {exc.smtp_code}: {text}", throttled=_is_throttle(text)) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise MailDeliveryFailed(f"SMTP delivery failed: {exc!r}") from exc
+
+
+_THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
+
+
+def _is_throttle(text: str) -> bool:
+    return "maximum sending rate exceeded" in text.lower() or "throttling" in text.lower()
+
+
+class SesBackend:
+    """SES v1 `SendRawEmail`; the client is built on first use (cold starts) unless given."""
+
+    def __init__(self, region: str | None = None, client=None):
+        self.region = region or get_settings().region
+        self._client = client
+
+    @property
+    def client(self):
+        if self._client is None:
+            import boto3
+            from botocore.config import Config
+            self._client = boto3.client("ses", region_name=self.region, config=Config(
+                connect_timeout=5, read_timeout=20, retries={"max_attempts": 2, "mode": "standard"}))
+        return self._client
+
+    def send(self, message: EmailMessage) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+        try:
+            self.client.send_raw_email(RawMessage={"Data": message.as_bytes(policy=policy.SMTP)})
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            code, text = error.get("Code", ""), error.get("Message", "")
+            throttled = code in _THROTTLE_CODES or _is_throttle(text)
+            raise MailDeliveryFailed(f"SES {code}: {text}", throttled=throttled) from exc
+        except BotoCoreError as exc:
+            raise MailDeliveryFailed(f"SES unreachable: {exc}") from exc
+
+
+def backend_from_settings(settings=None) -> Backend:
+    settings = settings or get_settings()
+    if settings.mail_backend == "file":
+        return FileBackend(settings.mail_dir)
+    if settings.mail_backend == "smtp":
+        return SmtpBackend(settings.smtp_host, settings.smtp_port)
+    if settings.mail_backend == "ses":
+        return SesBackend(settings.region)
+    raise ValueError(f"unknown MAIL_BACKEND {settings.mail_backend!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def backend() -> Backend:
+    """The configured backend, built on first use and reused (one SES client per container)."""
+    return backend_from_settings()
+
+
+def send(message: EmailMessage, via: Backend | None = None) -> None:
+    """Hand one message to the backend; raises MailDeliveryFailed."""
+    (via or backend()).send(message)
+
+
+def read_mail_dir(path: str | Path | None = None) -> list[EmailMessage]:
+    """The messages a FileBackend wrote (default: settings.mail_dir), oldest first."""
+    directory = Path(path or get_settings().mail_dir)
+    if not directory.is_dir():
+        return []
+    parser = BytesParser(policy=policy.default)
+    # The files hold CRLF line ends (RFC 5322); parsed with plain newlines like any local text.
+    return [parser.parsebytes(file.read_bytes().replace(b"\r\n", b"\n")) for file in sorted(directory.glob("*.eml"))
+            if not file.name.startswith(".")]
+
+
+__all__ = ["MailDeliveryFailed", "compose", "invitation", "send", "backend", "backend_from_settings",
+           "FileBackend", "SmtpBackend", "SesBackend", "read_mail_dir", "TEMPLATES"]
