@@ -1,0 +1,210 @@
+"""The mail outbox: an email exists if and only if the change that caused it committed, a
+mail backend that is down never blocks or loses a registration, and a message is sent once.
+
+How a caller uses it::
+
+    msg = outbox.message(reg.email, "registration_confirmed", reg.language, context)
+    with TransactWrite(connection=...) as tx:
+        ...                                   # the change itself
+        tx.save(msg, condition=OutboxMessage.id.does_not_exist())
+    outbox.deliver_now([msg])                 # after the commit; never raises
+
+Life of a message (table `outbox`, sparse GSI `by_due` on (due, next_attempt_at))::
+
+    pending --deliver_now--------------------------------------------> sent
+    pending --deliver_due: claim--> sending --send--> sent
+                                            --failure--> pending (backoff) ... --> failed
+    sending whose lease ran out (crashed sender) is due again and can be claimed again.
+
+`next_attempt_at` (and every other time here) is `clock.stamp()`: UTC with microseconds,
+"2027-04-12T17:30:00.000000Z", fixed width, so the strings compare like the times.
+A new message is due GRACE after its creation: the request delivers it itself first,
+the scheduled `deliver_due` only takes what the request could not send. While a message is
+claimed, `next_attempt_at` = `lease_until`, so it comes back by itself if the sender dies.
+Sent and failed messages lose `due` (they leave the index) and expire by TTL.
+"""
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import datetime, timedelta
+from typing import Iterable
+
+from pynamodb.exceptions import PynamoDBException, UpdateError
+
+from chalicelib import clock, mail
+from chalicelib.models import OutboxByDue, OutboxMessage
+from chalicelib.observability import logger
+
+DUE = "due"
+GRACE = timedelta(minutes=2)
+LEASE = timedelta(minutes=5)
+BACKOFF_BASE = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=1)
+THROTTLE_BACKOFF = timedelta(minutes=2)
+MAX_ATTEMPTS = 12  # about 6 hours of retries; then the message is `failed` (and logged)
+SENT_RETENTION = timedelta(days=30)
+FAILED_RETENTION = timedelta(days=90)
+# deliver_due stops a batch after this many failures in a row (the backend is likely down)
+# or when its time budget is spent, and leaves the rest for the next run.
+MAX_CONSECUTIVE_FAILURES = 3
+TIME_BUDGET_SECONDS = 45.0
+
+
+def new_id() -> str:
+    return secrets.token_hex(12)
+
+
+def message(recipient: str, template: str, language: str, context: dict, *,
+            now: datetime | None = None) -> OutboxMessage:
+    """An UNSAVED outbox message: save it in the caller's own transaction."""
+    if template not in mail.TEMPLATES:
+        raise ValueError(f"unknown email template {template!r}")
+    now = now or clock.now()
+    return OutboxMessage(id=new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
+                         attempts=0, recipient=recipient, template=template,
+                         language=language if language in mail.LANGUAGES else "nl",
+                         context=context, created_at=clock.stamp(now))
+
+
+def backoff(attempts: int) -> timedelta:
+    """Delay before attempt `attempts + 1`: 1, 2, 4 ... minutes, at most an hour, plus jitter."""
+    delay = min(BACKOFF_BASE * (2 ** max(attempts - 1, 0)), BACKOFF_MAX)
+    return delay + delay * (secrets.randbelow(200) / 1000)  # + 0..20 %: spread out retries
+
+
+def _compose(msg: OutboxMessage):
+    return mail.compose(msg.template, msg.language, msg.recipient, msg.context, message_id=msg.id)
+
+
+def _log_extra(msg: OutboxMessage, **more) -> dict:
+    return {"outbox_id": msg.id, "template": msg.template, "attempts": msg.attempts, **more}
+
+
+def _is_condition_failure(exc: Exception) -> bool:
+    return isinstance(exc, UpdateError) and exc.cause_response_code == "ConditionalCheckFailedException"
+
+
+def _mark_sent(msg: OutboxMessage, condition, now: datetime) -> bool:
+    try:
+        msg.update(actions=[
+            OutboxMessage.state.set("sent"),
+            OutboxMessage.sent_at.set(clock.stamp(now)),
+            OutboxMessage.expires_at.set(now + SENT_RETENTION),
+            OutboxMessage.due.remove(),
+            OutboxMessage.next_attempt_at.remove(),
+            OutboxMessage.lease_until.remove(),
+        ], condition=condition)
+        return True
+    except PynamoDBException as exc:
+        # Sent but not recorded: a later run may send it again once its lease/grace is over.
+        logger.warning("outbox message sent but not marked sent", exc_info=exc,
+                       extra=_log_extra(msg, condition_failed=_is_condition_failure(exc)))
+        return False
+
+
+def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime) -> None:
+    attempts = (msg.attempts or 0) + 1
+    throttled = isinstance(exc, mail.MailDeliveryFailed) and exc.throttled
+    error = f"{type(exc).__name__}: {exc}"[:1000]
+    actions = [OutboxMessage.attempts.add(1), OutboxMessage.last_error.set(error),
+               OutboxMessage.lease_until.remove()]
+    if attempts >= MAX_ATTEMPTS:
+        actions += [OutboxMessage.state.set("failed"), OutboxMessage.due.remove(),
+                    OutboxMessage.next_attempt_at.remove(),
+                    OutboxMessage.expires_at.set(now + FAILED_RETENTION)]
+        logger.error("outbox message given up", extra=_log_extra(msg, error=error))
+    else:
+        delay = max(backoff(attempts), THROTTLE_BACKOFF) if throttled else backoff(attempts)
+        actions += [OutboxMessage.state.set("pending"), OutboxMessage.due.set(DUE),
+                    OutboxMessage.next_attempt_at.set(clock.stamp(now + delay))]
+        logger.warning("outbox message not delivered; will retry",
+                       extra=_log_extra(msg, error=error, throttled=throttled,
+                                        retry_in_seconds=int(delay.total_seconds())))
+    try:
+        msg.update(actions=actions, condition=condition)
+    except PynamoDBException as update_exc:
+        # Not recorded: the message stays due (grace or lease runs out) and is retried anyway.
+        logger.warning("outbox failure not recorded", exc_info=update_exc,
+                       extra=_log_extra(msg, condition_failed=_is_condition_failure(update_exc)))
+
+
+def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: mail.Backend | None = None) -> int:
+    """Send messages a request has just committed. Never raises: whatever fails stays pending
+    for `deliver_due`. Returns how many were sent."""
+    if isinstance(messages, OutboxMessage):
+        messages = [messages]
+    sent = 0
+    throttled = False
+    for msg in messages:
+        if throttled:  # leave the rest to the scheduled run, which backs off
+            continue
+        if msg.state != "pending" or msg.attempts:  # already handled (the update refreshes the instance)
+            continue
+        now = clock.now()
+        try:
+            mail.send(_compose(msg), backend)
+        except Exception as exc:  # noqa: BLE001 - a request must never fail because of mail
+            throttled = isinstance(exc, mail.MailDeliveryFailed) and exc.throttled
+            _record_failure(msg, exc, OutboxMessage.state == "pending", now)
+            continue
+        if _mark_sent(msg, OutboxMessage.state == "pending", clock.now()):
+            sent += 1
+            logger.info("outbox message sent", extra=_log_extra(msg, via="request"))
+    return sent
+
+
+def _claim(msg: OutboxMessage, now: datetime) -> str | None:
+    """Take a due message for this run; returns the lease (the claim's token) or None when
+    another run has it or it was sent meanwhile."""
+    cutoff, lease = clock.stamp(now), clock.stamp(now + LEASE)
+    try:
+        msg.update(actions=[
+            OutboxMessage.state.set("sending"),
+            OutboxMessage.lease_until.set(lease),
+            OutboxMessage.next_attempt_at.set(lease),
+        ], condition=(OutboxMessage.state.is_in("pending", "sending") & (OutboxMessage.due == DUE)
+                      & (OutboxMessage.next_attempt_at <= cutoff)))
+        return lease
+    except UpdateError as exc:
+        if _is_condition_failure(exc):
+            return None
+        raise
+
+
+def deliver_due(limit: int = 100, *, now: datetime | None = None,
+                backend: mail.Backend | None = None) -> dict[str, int]:
+    """The scheduled retry (every minute): claim and send up to `limit` due messages, oldest
+    first. Concurrent runs never send the same message twice. `now` is for tests."""
+    fixed_now = now
+    started = time.monotonic()
+    result = {"sent": 0, "failed": 0}
+    cutoff = clock.stamp(fixed_now or clock.now())
+    consecutive_failures = 0
+    for msg in OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= cutoff, limit=limit):
+        if time.monotonic() - started > TIME_BUDGET_SECONDS:
+            break
+        lease = _claim(msg, fixed_now or clock.now())
+        if lease is None:
+            continue
+        mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        try:
+            mail.send(_compose(msg), backend)
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
+            result["failed"] += 1
+            consecutive_failures += 1
+            _record_failure(msg, exc, mine, fixed_now or clock.now())
+            if isinstance(exc, mail.MailDeliveryFailed) and exc.throttled:
+                logger.warning("mail backend throttles; stopping this batch", extra={"result": result})
+                break
+            if consecutive_failures >= MAX_CONSECUTIVE_FAILURES:
+                logger.warning("mail backend keeps failing; stopping this batch", extra={"result": result})
+                break
+            continue
+        consecutive_failures = 0
+        if _mark_sent(msg, mine, fixed_now or clock.now()):
+            result["sent"] += 1
+            logger.info("outbox message sent", extra=_log_extra(msg, via="retry"))
+    if result["sent"] or result["failed"]:
+        logger.info("outbox run", extra=result)
+    return result
