@@ -1,6 +1,7 @@
 """The mail outbox against DynamoDB Local: committed with the change, sent once, retried."""
 from __future__ import annotations
 
+import secrets
 import threading
 from datetime import timedelta
 
@@ -14,7 +15,7 @@ from chalicelib.models import OutboxMessage
 from tests.mailfixtures import *  # noqa: F401,F403
 from tests.mailfixtures import CollectingBackend, FailingBackend, registration_context
 
-RECIPIENT = "anna@example.nl"
+RECIPIENT = "outbox-test@mail.example.nl"
 
 
 def _connection() -> Connection:
@@ -95,7 +96,9 @@ def test_committed_message_is_delivered_once_and_marked_sent(tmp_path, empty_tab
 
 def test_configured_backend_is_used_by_default():
     from chalicelib.config import get_settings
-    msg = outbox.message(RECIPIENT, "registration_cancelled", "en", registration_context())
+    # The configured backend writes to the session's MAIL_DIR, shared with other tests: a unique address.
+    recipient = f"outbox-{secrets.token_hex(4)}@mail.example.nl"
+    msg = outbox.message(recipient, "registration_cancelled", "en", registration_context())
     _commit(msg)
     assert outbox.deliver_now(msg) == 1
     ids = [m["Message-ID"] for m in mail.read_mail_dir(get_settings().mail_dir)]
