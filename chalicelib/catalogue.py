@@ -219,7 +219,7 @@ def update_meetup(meetup_id: str, payload: dict) -> Meetup:
     capacity = values.pop("capacity", None)
     if capacity is not None:
         from chalicelib import registration  # the waitlist rule lives with the roster
-        meetup = registration.change_capacity(meetup, capacity)
+        meetup, _ = registration.change_capacity(meetup, capacity)
     if values:
         values["updated_at"] = clock.to_storage(clock.now())
         actions = [getattr(Meetup, name).set(value) if value is not None else getattr(Meetup, name).remove()

@@ -14,6 +14,10 @@ MAX_BODY_BYTES = 64 * 1024
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 HTML_TYPE = "text/html; charset=utf-8"
+# Chalice answers other content types itself, in its own error shape; let them through so that
+# `parse_body` refuses them with the contract's JSON error instead.
+ROUTED_BODY_TYPES = [JSON_TYPE, FORM_TYPE, "text/plain", "multipart/form-data", "application/xml", "text/xml",
+                     "application/octet-stream"]
 
 
 def _header(request, name: str) -> str:
@@ -99,6 +103,8 @@ def routes(blueprint):
     from chalicelib.observability import logger
 
     def route(path: str, **options):
+        options.setdefault("content_types", ROUTED_BODY_TYPES)
+
         def decorate(view):
             @functools.wraps(view)
             def handle(*args, **kwargs):

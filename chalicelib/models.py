@@ -74,9 +74,9 @@ class Meetup(Model):
     confirmed = NumberAttribute(default=0)
     waitlist_enabled = BooleanAttribute(default=False)
     waitlist_length = NumberAttribute(default=0)
-    # Bumped by every change to seats or waitlist: writes that depend on the order of the
-    # waitlist are conditioned on it (optimistic concurrency on the meetup item).
-    roster_version = NumberAttribute(default=0)
+    # The waitlist sequence number of the last one who joined: a join is conditioned on
+    # `waitlist_tail < its own number`, so numbers (and so places in line) follow commit order.
+    waitlist_tail = NumberAttribute(default=0)
     state = UnicodeAttribute(default="open")  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)
@@ -257,3 +257,82 @@ class _StorageErrors:
 
 
 storage_errors = _StorageErrors
+
+
+# --- transactions with named parts --------------------------------------------------------------
+
+class Transaction:
+    """A PynamoDB TransactWrite whose parts carry names, so that a cancelled transaction
+    tells which condition failed (PynamoDB sends condition checks, deletes, puts, then
+    updates, whatever order they were added in; this keeps the bookkeeping in one place)."""
+
+    _ORDER = ("check", "delete", "put", "update")
+    _connection = None
+
+    def __init__(self):
+        from pynamodb.transactions import TransactWrite
+        self._tx = TransactWrite(connection=Transaction._shared_connection())
+        self._names: dict[str, list[str]] = {kind: [] for kind in self._ORDER}
+
+    @classmethod
+    def _shared_connection(cls):
+        if cls._connection is None:
+            from pynamodb.connection import Connection
+            cls._connection = Connection(region=_Meta.region, host=_Meta.host,
+                                         max_pool_connections=_Meta.max_pool_connections)
+        return cls._connection
+
+    def put(self, name: str, model, condition=None, return_old: bool = False):
+        self._names["put"].append(name)
+        self._tx.save(model, condition=condition, return_values="ALL_OLD" if return_old else None)
+
+    def update(self, name: str, model, actions, condition=None, return_old: bool = False):
+        self._names["update"].append(name)
+        self._tx.update(model, actions=actions, condition=condition,
+                        return_values="ALL_OLD" if return_old else None)
+
+    def delete(self, name: str, model, condition=None):
+        self._names["delete"].append(name)
+        self._tx.delete(model, condition=condition)
+
+    def check(self, name: str, model_cls, hash_key, range_key=None, condition=None):
+        self._names["check"].append(name)
+        self._tx.condition_check(model_cls, hash_key, range_key, condition=condition)
+
+    def commit(self) -> None:
+        """Commits; raises TransactionCancelled (with reasons by name) or the storage error."""
+        from pynamodb.exceptions import TransactWriteError
+        try:
+            self._tx._commit()
+        except TransactWriteError as exc:
+            names = [name for kind in self._ORDER for name in self._names[kind]]
+            reasons = {}
+            for name, reason in zip(names, exc.cancellation_reasons):
+                if reason is not None and reason.code != "None":
+                    reasons[name] = reason
+            if reasons or exc.cause_response_code == "TransactionCanceledException":
+                raise TransactionCancelled(reasons) from exc
+            from chalicelib.errors import ServiceUnavailable
+            raise ServiceUnavailable("The database did not answer; please try again") from exc
+
+
+class TransactionCancelled(Exception):
+    """Not a domain error: the service that ran the transaction decides what it means."""
+
+    def __init__(self, reasons: dict):
+        super().__init__(", ".join(f"{name}: {reason.code}" for name, reason in reasons.items()))
+        self.reasons = reasons
+
+    def failed(self, name: str) -> bool:
+        reason = self.reasons.get(name)
+        return reason is not None and reason.code == "ConditionalCheckFailed"
+
+    def old_item(self, name: str) -> dict | None:
+        reason = self.reasons.get(name)
+        return reason.raw_item if reason is not None else None
+
+    @property
+    def conflicted(self) -> bool:
+        """Another transaction touched the same items at the same moment: retry."""
+        return any(r.code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded")
+                   for r in self.reasons.values()) or not self.reasons

@@ -1,9 +1,467 @@
-"""Sign-up, waitlist, cancellation and promotion: the roster rules of a meetup."""
+"""Sign-up, waitlist, cancellation and promotion: the roster rules of a meetup.
+
+Rules, and how the database enforces them:
+- Never more confirmed than `capacity`: the meetup item's counter is updated in the same
+  transaction as the registration, conditioned on `confirmed < capacity`.
+- One active registration per (meetup, email): an EmailGuard item created in that transaction
+  with `attribute_not_exists`, deleted when the registration is cancelled.
+- Strict first-come waitlist order: a waitlisted registration gets a `waitlist_seq` above the
+  meetup's `waitlist_tail`, and the transaction is conditioned on `waitlist_tail < waitlist_seq`,
+  so numbers follow commit order: the earlier accepted is never behind a later one. Only
+  joiners whose commits crossed retry, which keeps a rush moving.
+- Nobody waits while a seat is free: a new sign-up only takes a seat when the waitlist is
+  empty, and cancelling a confirmed place promotes the first in line in the same transaction
+  (conditioned on that person still waiting under the same number); so does a capacity rise.
+Every change writes its activity record (read by the digest) and its outbox email in the
+same transaction: the email exists if and only if the change happened.
+"""
 from __future__ import annotations
 
-from chalicelib.errors import Conflict
-from chalicelib.models import Meetup
+import hashlib
+import random
+import secrets
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from pynamodb.exceptions import DoesNotExist
+
+from chalicelib import catalogue, clock, tokens
+from chalicelib.config import get_settings
+from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard, Meetup,
+                               OutboxMessage, Registration, Transaction, TransactionCancelled, storage_errors)
+from chalicelib.observability import logger
+from chalicelib.validation import Fields
+
+ROLES = ("teacher", "school_leader", "school_board", "local_politician", "education_support",
+         "youth_work", "parent", "other")
+LANGUAGES = ("nl", "en")
+SIGNUP_FIELDS = ("name", "email", "role", "organisation", "municipality", "theme", "consent", "language",
+                 "website", "follow_up_opt_in")
+MANAGE_PURPOSE = "registration"
+ACTIVITY_RETENTION = timedelta(days=120)
+MAX_ATTEMPTS = 60
+PROMOTIONS_PER_TRANSACTION = 8  # 1 meetup + 3 items a promotion stays within 25 transaction items
 
 
-def change_capacity(meetup: Meetup, capacity: int) -> Meetup:
-    raise Conflict("not yet")
+@dataclass
+class SignUp:
+    """Validated sign-up fields."""
+    name: str
+    email: str
+    role: str
+    organisation: str | None = None
+    municipality: str | None = None
+    theme: str | None = None
+    language: str = "nl"
+    follow_up_opt_in: bool = False
+    is_bot: bool = False
+
+
+@dataclass
+class Outcome:
+    registration: Registration
+    created: bool
+    position: int | None = None
+    mail: list[OutboxMessage] = field(default_factory=list)
+
+    @property
+    def manage_url(self) -> str:
+        return manage_url(self.registration)
+
+
+# --- reading and validating ----------------------------------------------------------------------
+
+def read_sign_up(payload: dict) -> SignUp:
+    f = Fields(payload)
+    is_bot = bool(payload.get("website"))  # the honeypot: people never see it, bots fill it
+    name = f.text("name", required=True, max_length=200)
+    email = f.email("email", required=True)
+    role = f.choice("role", ROLES, required=True)
+    organisation = f.text("organisation")
+    municipality = f.text("municipality")
+    theme = f.text("theme")
+    language = f.choice("language", LANGUAGES, default="nl") or "nl"
+    follow_up = f.boolean("follow_up_opt_in")
+    if not f.boolean("consent", required=True) and "consent" not in f.errors:
+        f.fail("consent", "must be true: the privacy statement has to be accepted")
+    if is_bot:
+        return SignUp(name=name or "", email=email or "", role=role or "other", is_bot=True)
+    f.check()
+    return SignUp(name=name, email=email, role=role, organisation=organisation, municipality=municipality,
+                  theme=theme, language=language, follow_up_opt_in=follow_up)
+
+
+def guard_key(email: str) -> str:
+    return EMAIL_GUARD_PREFIX + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+
+
+def manage_token(registration: Registration) -> str:
+    return tokens.sign(MANAGE_PURPOSE, registration.meetup_id, registration.id)
+
+
+def manage_url(registration: Registration) -> str:
+    return f"{get_settings().public_base_url}/registrations/{manage_token(registration)}"
+
+
+def view(registration: Registration, position: int | None = None, *, full: bool = True) -> dict:
+    body = {"id": registration.id, "meetup_id": registration.meetup_id, "status": registration.status,
+            "waitlist_position": position if registration.status == "waitlisted" else None}
+    if full:
+        body.update(name=registration.name, created_at=clock.to_public(registration.created_at))
+    return body
+
+
+def admin_view(registration: Registration, position: int | None) -> dict:
+    return view(registration, position) | {
+        "email": registration.email, "role": registration.role, "organisation": registration.organisation,
+        "municipality": registration.municipality, "theme": registration.theme,
+        "language": registration.language, "follow_up_opt_in": registration.follow_up_opt_in}
+
+
+def _load_registration(meetup_id: str, registration_id: str) -> Registration:
+    with storage_errors():
+        try:
+            return Registration.get(meetup_id, REGISTRATION_PREFIX + registration_id, consistent_read=True)
+        except DoesNotExist:
+            raise NotFound("This link is not valid") from None
+
+
+def waitlist_position(registration: Registration) -> int | None:
+    """1 for the next in line: the waitlisted registrations before this one, plus one."""
+    if registration.status != "waitlisted" or registration.waitlist_seq is None:
+        return None
+    with storage_errors():
+        ahead = Registration.waitlist.count(registration.meetup_id,
+                                            Registration.waitlist_seq < registration.waitlist_seq,
+                                            consistent_read=True)
+    return ahead + 1
+
+
+def find_by_token(token: str) -> tuple[Registration, int | None]:
+    meetup_id, registration_id = tokens.verify(MANAGE_PURPOSE, token, 2)
+    registration = _load_registration(meetup_id, registration_id)
+    return registration, waitlist_position(registration)
+
+
+def list_registrations(meetup_id: str) -> list[dict]:
+    """Every registration of a meetup, for admins: confirmed, then the waitlist in order, then cancelled."""
+    catalogue.load(meetup_id)
+    with storage_errors():
+        found = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
+                                        consistent_read=True))
+    waiting = sorted((r for r in found if r.status == "waitlisted"), key=lambda r: r.waitlist_seq)
+    positions = {r.id: n for n, r in enumerate(waiting, start=1)}
+    order = {"confirmed": 0, "waitlisted": 1, "cancelled": 2}
+    found.sort(key=lambda r: (order.get(r.status, 3), positions.get(r.id, 0), r.created_at))
+    return [admin_view(r, positions.get(r.id)) for r in found]
+
+
+# --- records written alongside every change -------------------------------------------------------
+
+def _activity(kind: str, meetup: Meetup, registration: Registration, now, **details) -> Activity:
+    return Activity(
+        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type=kind,
+        meetup_id=meetup.id, province=meetup.province,
+        details={"registration_id": registration.id, "name": registration.name, "role": registration.role,
+                 "organisation": registration.organisation, **details},
+        expires_at=now + ACTIVITY_RETENTION)
+
+
+def _mail(template: str, meetup: Meetup, registration: Registration, position: int | None = None) -> OutboxMessage:
+    from chalicelib import outbox
+    base = get_settings().public_base_url
+    context = {
+        "name": registration.name, "registration_id": registration.id, "status": registration.status,
+        "waitlist_position": position, "manage_url": manage_url(registration),
+        "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
+                   "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
+                   "join_url": meetup.join_url, "url": f"{base}/meetups/{meetup.id}"},
+    }
+    return outbox.message(registration.email, template, registration.language or "nl", context)
+
+
+def _deliver(mails: list[OutboxMessage]) -> None:
+    """Send what a committed change queued; a failure leaves it in the outbox for the retry job."""
+    if mails:
+        from chalicelib import outbox
+        outbox.deliver_now(mails)
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * random.random())
+
+
+def _fresh(meetup_id: str, cancelled: TransactionCancelled, attempt: int) -> Meetup:
+    """The meetup as the failed transaction found it (no extra read), or re-read after a conflict."""
+    old = cancelled.old_item("meetup")
+    if cancelled.failed("meetup") and old:
+        return Meetup.from_raw_data(old)
+    _backoff(attempt)
+    return catalogue.load(meetup_id, consistent=True)
+
+
+def _is_open(meetup: Meetup, now) -> bool:
+    return meetup.state == "open" and clock.from_storage(meetup.starts_at) > now
+
+
+# --- sign-up -----------------------------------------------------------------------------------
+
+class _MeetupHints:
+    """Recently seen meetups, per process: they let a sign-up go straight to its transaction.
+    Only a hint: the transaction re-checks every fact it relies on (seats, waitlist, state, start,
+    and `updated_at`, so that emails never carry stale details), and a refused one returns the
+    current item, which refreshes the hint without another read."""
+
+    TTL_SECONDS = 30
+
+    def __init__(self):
+        self._seen: dict[str, tuple[float, Meetup]] = {}
+
+    def get(self, meetup_id: str) -> Meetup:
+        seen = self._seen.get(meetup_id)
+        if seen and time.monotonic() - seen[0] < self.TTL_SECONDS:
+            return Meetup.from_raw_data(seen[1].serialize())  # a copy: threads share the hint
+        return self.put(catalogue.load(meetup_id, consistent=True))
+
+    def put(self, meetup: Meetup) -> Meetup:
+        if len(self._seen) > 500:
+            self._seen.clear()
+        self._seen[meetup.id] = (time.monotonic(), Meetup.from_raw_data(meetup.serialize()))
+        return meetup
+
+    def forget(self, meetup_id: str) -> None:
+        self._seen.pop(meetup_id, None)
+
+
+hints = _MeetupHints()
+
+
+def _next_seq(meetup: Meetup) -> int:
+    """A waitlist number above the last one handed out: the clock in microseconds, which keeps
+    concurrent joiners mostly in arrival order, or the tail plus one when the clock is behind."""
+    return max(int(time.time() * 1_000_000), int(meetup.waitlist_tail or 0) + 1)
+
+
+def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
+    """Register someone: a confirmed seat, else a waitlist place, else 409. Returns None for a bot.
+
+    Usually one transaction for a seat, and one more read (the count of those ahead) for a
+    waitlist place; a cold process first reads the meetup."""
+    signup = read_sign_up(payload)
+    meetup = hints.get(meetup_id)
+    if signup.is_bot:
+        logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup_id})
+        return None
+    now = clock.now()
+    stamp = clock.to_storage(now)
+    registration = Registration(
+        meetup_id=meetup.id, sk="", id=secrets.token_urlsafe(12), status="confirmed", name=signup.name,
+        email=signup.email, role=signup.role, organisation=signup.organisation,
+        municipality=signup.municipality, theme=signup.theme, language=signup.language,
+        follow_up_opt_in=signup.follow_up_opt_in, created_at=stamp, updated_at=stamp)
+    registration.sk = REGISTRATION_PREFIX + registration.id
+    guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id)
+
+    for attempt in range(MAX_ATTEMPTS):
+        if not _is_open(meetup, now):
+            raise Conflict("Sign-up for this meetup is closed", code="closed")
+        unchanged = (Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+        if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
+            registration.status, registration.waitlist_seq = "confirmed", None
+            actions = [Meetup.confirmed.add(1)]
+            condition = unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0)
+            activity, template = "signed_up", "registration_confirmed"
+        elif meetup.waitlist_enabled:
+            seq = _next_seq(meetup)
+            registration.status, registration.waitlist_seq = "waitlisted", seq
+            actions = [Meetup.waitlist_length.add(1), Meetup.waitlist_tail.set(seq)]
+            condition = (unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
+                         & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
+                         & (Meetup.waitlist_tail < seq))
+            activity, template = "waitlisted", "registration_waitlisted"
+        else:
+            raise Conflict("This meetup is full and has no waitlist", code="full")
+        position_hint = meetup.waitlist_length + 1 if registration.status == "waitlisted" else None
+        mail = _mail(template, meetup, registration, position_hint)
+        tx = Transaction()
+        tx.update("meetup", meetup, actions, condition, return_old=True)
+        tx.put("guard", guard, EmailGuard.sk.does_not_exist(), return_old=True)
+        tx.put("registration", registration, Registration.sk.does_not_exist())
+        tx.put("activity", _activity(activity, meetup, registration, now))
+        tx.put("mail", mail, OutboxMessage.id.does_not_exist())
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("guard"):
+                return _existing(meetup.id, cancelled.old_item("guard"))
+            if cancelled.failed("registration") or cancelled.failed("mail"):
+                raise ServiceUnavailable("Please try again") from cancelled  # a random id collided
+            meetup = hints.put(_fresh(meetup_id, cancelled, attempt))
+            continue
+        _note_committed(meetup, registration)
+        position = waitlist_position(registration)
+        # The stored mail carries the position the hint suggested (a later retry sends that);
+        # the one sent now carries the committed count.
+        mail.context = dict(mail.context, waitlist_position=position)
+        logger.info("registration created", extra={"meetup_id": meetup.id, "registration_id": registration.id,
+                                                     "status": registration.status, "position": position,
+                                                     "attempts": attempt + 1})
+        _deliver([mail])
+        return Outcome(registration, created=True, position=position, mail=[mail])
+    raise ServiceUnavailable("Too many sign-ups at once for this meetup; please try again")
+
+
+def _note_committed(meetup: Meetup, registration: Registration) -> None:
+    """Keep the hint close to the truth, so the next sign-up picks the right path first time."""
+    if registration.status == "confirmed":
+        meetup.confirmed += 1
+    else:
+        meetup.waitlist_length += 1
+        meetup.waitlist_tail = registration.waitlist_seq
+    hints.put(meetup)
+
+
+def _existing(meetup_id: str, raw_guard: dict | None) -> Outcome:
+    """The same address already holds a place here: answer with that registration, change nothing."""
+    registration_id = (raw_guard or {}).get("registration_id", {}).get("S")
+    if not registration_id:
+        raise ServiceUnavailable("Please try again")
+    registration = _load_registration(meetup_id, registration_id)
+    return Outcome(registration, created=False, position=waitlist_position(registration))
+
+
+# --- cancellation and promotion ------------------------------------------------------------------
+
+def _first_in_line(meetup_id: str, count: int) -> list[Registration]:
+    if count <= 0:
+        return []
+    with storage_errors():
+        return list(Registration.waitlist.query(meetup_id, consistent_read=True, limit=count))
+
+
+def _promote(tx: Transaction, meetup: Meetup, waiting: Registration, now, stamp: str) -> OutboxMessage:
+    """Confirm the first in line. Conditioned on them still waiting with the same number: nobody
+    can join ahead of them (new numbers are always higher), so they are still first."""
+    tx.update(f"promote {waiting.id}", waiting,
+              [Registration.status.set("confirmed"), Registration.waitlist_seq.remove(),
+               Registration.promoted_at.set(stamp), Registration.updated_at.set(stamp)],
+              (Registration.status == "waitlisted") & (Registration.waitlist_seq == waiting.waitlist_seq))
+    tx.put(f"promoted activity {waiting.id}", _activity("promoted", meetup, waiting, now))
+    promoted = Registration.from_raw_data(waiting.serialize())
+    promoted.status = "confirmed"
+    mail = _mail("registration_promoted", meetup, promoted)
+    tx.put(f"promoted mail {waiting.id}", mail, OutboxMessage.id.does_not_exist())
+    return mail
+
+
+def cancel(token: str) -> Outcome:
+    """Cancel through the manage link; again on a cancelled one answers the same.
+    A freed seat goes to the first in line in the same transaction."""
+    meetup_id, registration_id = tokens.verify(MANAGE_PURPOSE, token, 2)
+    registration = _load_registration(meetup_id, registration_id)
+    if registration.status == "cancelled":
+        return Outcome(registration, created=False)
+    meetup = catalogue.load(meetup_id, consistent=True)
+    for attempt in range(MAX_ATTEMPTS):
+        if registration.status == "cancelled":
+            return Outcome(registration, created=False)
+        now = clock.now()
+        stamp = clock.to_storage(now)
+        was = registration.status
+        head = []
+        if was == "confirmed" and _is_open(meetup, now):
+            head = _first_in_line(meetup.id, 1)
+        if was == "waitlisted":
+            meetup_actions, meetup_condition = [Meetup.waitlist_length.add(-1)], None
+        elif head:  # the seat passes on: confirmed stays, the line shortens
+            meetup_actions, meetup_condition = [Meetup.waitlist_length.add(-1)], Meetup.waitlist_length > 0
+        else:  # a seat frees up: only while nobody waits for it (else retry, and promote)
+            meetup_actions = [Meetup.confirmed.add(-1)]
+            meetup_condition = (Meetup.waitlist_length == 0) if _is_open(meetup, now) else None
+        tx = Transaction()
+        tx.update("meetup", meetup, meetup_actions, meetup_condition, return_old=True)
+        tx.update("registration", registration,
+                  [Registration.status.set("cancelled"), Registration.waitlist_seq.remove(),
+                   Registration.cancelled_at.set(stamp), Registration.updated_at.set(stamp)],
+                  Registration.status == was)
+        tx.delete("guard", EmailGuard(meetup_id=meetup.id, sk=guard_key(registration.email)),
+                  EmailGuard.registration_id == registration.id)
+        tx.put("activity", _activity("cancelled", meetup, registration, now, was=was))
+        mails = [_mail("registration_cancelled", meetup, registration)]
+        tx.put("mail", mails[0], OutboxMessage.id.does_not_exist())
+        mails += [_promote(tx, meetup, waiting, now, stamp) for waiting in head]
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            meetup = _fresh(meetup_id, cancelled, attempt)
+            registration = _load_registration(meetup_id, registration_id)
+            continue
+        registration.status = "cancelled"
+        hints.forget(meetup_id)
+        logger.info("registration cancelled", extra={
+            "meetup_id": meetup.id, "registration_id": registration.id, "was": was,
+            "promoted": [w.id for w in head]})
+        _deliver(mails)
+        return Outcome(registration, created=False, mail=mails)
+    raise ServiceUnavailable("The meetup is very busy; please try again")
+
+
+def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxMessage]]:
+    """Set a meetup's capacity; new seats go to the first in line at once. Never below `confirmed`."""
+    mails: list[OutboxMessage] = []
+    capacity_set = False
+    for attempt in range(MAX_ATTEMPTS):
+        if capacity < meetup.confirmed:
+            raise Conflict(f"Capacity {capacity} is below the {int(meetup.confirmed)} confirmed places",
+                           code="capacity_below_confirmed")
+        now = clock.now()
+        stamp = clock.to_storage(now)
+        free = capacity - int(meetup.confirmed)
+        waiting = int(meetup.waitlist_length)
+        heads = _first_in_line(meetup.id, min(free, waiting, PROMOTIONS_PER_TRANSACTION)) \
+            if _is_open(meetup, now) else []
+        if capacity_set and not heads:
+            break
+        actions = [Meetup.capacity.set(capacity), Meetup.updated_at.set(stamp)]
+        # Promotions count on the seats and line read just now; plain changes only on the rule.
+        condition = (Meetup.confirmed == meetup.confirmed) if heads else (Meetup.confirmed <= capacity)
+        if heads:
+            actions += [Meetup.confirmed.add(len(heads)), Meetup.waitlist_length.add(-len(heads))]
+        tx = Transaction()
+        tx.update("meetup", meetup, actions, condition, return_old=True)
+        batch = [_promote(tx, meetup, person, now, stamp) for person in heads]
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            meetup = _fresh(meetup.id, cancelled, attempt)
+            continue
+        mails += batch
+        capacity_set = True
+        meetup = catalogue.load(meetup.id, consistent=True)
+        if int(meetup.confirmed) >= capacity or not int(meetup.waitlist_length):
+            break
+    else:
+        raise ServiceUnavailable("The meetup is very busy; please try again")
+    hints.forget(meetup.id)
+    logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity,
+                                            "promoted": len(mails)})
+    _deliver(mails)
+    return meetup, mails
+
+
+CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "organisation", "municipality",
+               "theme", "language", "follow_up_opt_in", "created_at")
+
+
+def to_csv(rows: list[dict]) -> str:
+    import csv
+    import io
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        # Cells starting with = + - @ are read as formulas by spreadsheets: defuse them.
+        writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
+    return buffer.getvalue()

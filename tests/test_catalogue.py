@@ -117,6 +117,7 @@ def test_wrong_content_type_is_415(client, admin_headers):
     headers = dict(admin_headers, **{"Content-Type": "text/plain"})
     response = client.http.post("/admin/meetups", headers=headers, body="title=x")
     assert response.status_code == 415
+    assert response.json_body["error"] == "unsupported_media_type"
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic abc"}])

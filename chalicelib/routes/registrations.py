@@ -1,0 +1,100 @@
+"""Routes of sign-up and self-service: the form, sign-up, the manage link, cancellation,
+and the admin's list of registrations."""
+import secrets
+
+from chalice import Blueprint, Response
+
+from chalicelib import catalogue, registration, rendering
+from chalicelib.errors import ValidationFailed
+from chalicelib.http import (admin, html_response, is_form_post, json_response, language, parse_body,
+                             redirect, routes, wants_html)
+
+bp = Blueprint(__name__)
+route = routes(bp)
+admin_route = admin(bp)
+
+
+def _form_page(meetup_id: str, lang: str, *, values: dict | None = None, errors: dict | None = None,
+               status: int = 200) -> Response:
+    meetup = catalogue.get_meetup(meetup_id)
+    page = rendering.render_page("register.html", lang, meetup=meetup, roles=registration.ROLES,
+                                 values=values or {}, errors=errors or {})
+    return html_response(page, status)
+
+
+@route("/meetups/{meetup_id}/register", methods=["GET"])
+def sign_up_form(meetup_id):
+    return _form_page(meetup_id, language(bp.current_request))
+
+
+@route("/meetups/{meetup_id}/registrations", methods=["POST"])
+def sign_up(meetup_id):
+    request = bp.current_request
+    browser = is_form_post(request) or wants_html(request)
+    payload = parse_body(request)
+    lang = payload.get("language") if payload.get("language") in ("nl", "en") else language(request)
+    try:
+        outcome = registration.sign_up(meetup_id, payload)
+    except ValidationFailed as error:
+        if not browser:
+            raise
+        return _form_page(meetup_id, lang, values=payload, errors=error.fields, status=422)
+    if outcome is None:  # the honeypot: answered like a success, nothing stored or sent
+        if browser:
+            return redirect(f"/meetups/{meetup_id}/registered?lang={lang}")
+        return json_response({"registration": {"id": secrets.token_urlsafe(12), "meetup_id": meetup_id,
+                                               "status": "confirmed", "waitlist_position": None}}, 201)
+    if browser:
+        if outcome.created:
+            return redirect(f"{outcome.manage_url}?lang={lang}")
+        return redirect(f"/meetups/{meetup_id}/registered?already=1&lang={lang}")
+    if outcome.created:
+        return json_response({"registration": registration.view(outcome.registration, outcome.position),
+                              "manage_url": outcome.manage_url}, 201)
+    return json_response({"registration": registration.view(outcome.registration, outcome.position, full=False)})
+
+
+@route("/meetups/{meetup_id}/registered", methods=["GET"])
+def signed_up(meetup_id):
+    request = bp.current_request
+    meetup = catalogue.get_meetup(meetup_id)
+    already = (request.query_params or {}).get("already") == "1"
+    return html_response(rendering.render_page("registered.html", language(request), meetup=meetup, already=already))
+
+
+def _manage_answer(outcome_registration, position, lang):
+    request = bp.current_request
+    if wants_html(request):
+        meetup = catalogue.get_meetup(outcome_registration.meetup_id)
+        return html_response(rendering.render_page(
+            "manage.html", lang, registration=registration.view(outcome_registration, position),
+            meetup=meetup, token=request.uri_params["token"]))
+    return json_response({"registration": registration.view(outcome_registration, position)})
+
+
+@route("/registrations/{token}", methods=["GET"])
+def manage(token):
+    """Shows, never changes: mail scanners open every link."""
+    found, position = registration.find_by_token(token)
+    return _manage_answer(found, position, language(bp.current_request, found.language))
+
+
+@route("/registrations/{token}/cancel", methods=["POST"])
+def cancel(token):
+    request = bp.current_request
+    outcome = registration.cancel(token)
+    lang = language(request, outcome.registration.language)
+    if is_form_post(request):
+        return redirect(f"/registrations/{token}?lang={lang}")
+    return _manage_answer(outcome.registration, None, lang)
+
+
+@admin_route("/admin/meetups/{meetup_id}/registrations", methods=["GET"])
+def admin_registrations(meetup_id):
+    request = bp.current_request
+    found = registration.list_registrations(meetup_id)
+    if (request.query_params or {}).get("format") == "csv":
+        return Response(body=registration.to_csv(found), status_code=200,
+                        headers={"Content-Type": "text/csv; charset=utf-8",
+                                 "Content-Disposition": f'attachment; filename="registrations-{meetup_id}.csv"'})
+    return json_response({"registrations": found})
