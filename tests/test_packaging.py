@@ -4,6 +4,7 @@ then reuses its cache in .chalice/deployments)."""
 from __future__ import annotations
 
 import json
+import sys
 import textwrap
 import zipfile
 from pathlib import Path
@@ -108,6 +109,22 @@ def test_zip_holds_the_code_templates_and_libraries(built):
     for library in RUNTIME_LIBRARIES:
         assert f"{library}/__init__.py" in names, library
     assert not [n for n in names if n.startswith("vendor/")]
+
+
+def test_zip_holds_bytecode_lambda_uses_as_it_is(built):
+    """Lambda's /var/task is read-only: without .pyc in the zip each cold start compiles every module."""
+    import importlib.util
+
+    with zipfile.ZipFile(built[0].code) as archive:
+        names = set(archive.namelist())
+        tag = sys.implementation.cache_tag
+        for module in ("app", "chalicelib/models", "pynamodb/models", "botocore/session", "jinja2/environment"):
+            directory, _, name = module.rpartition("/")
+            pyc = f"{directory}/__pycache__/{name}.{tag}.pyc".lstrip("/")
+            assert pyc in names, pyc
+            header = archive.read(pyc)[:8]
+            assert header[:4] == importlib.util.MAGIC_NUMBER
+            assert int.from_bytes(header[4:8], "little") == 0b01, "hash-based and unchecked (PEP 552)"
 
 
 def test_functions_added_later_get_the_role_and_environment(tmp_path):
