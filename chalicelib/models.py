@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, LocalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from chalicelib.config import get_settings
@@ -74,9 +74,6 @@ class Meetup(Model):
     confirmed = NumberAttribute(default=0)
     waitlist_enabled = BooleanAttribute(default=False)
     waitlist_length = NumberAttribute(default=0)
-    # The waitlist sequence number of the last one who joined: a join is conditioned on
-    # `waitlist_tail < its own number`, so numbers (and so places in line) follow commit order.
-    waitlist_tail = NumberAttribute(default=0)
     state = UnicodeAttribute(default="open")  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)
@@ -91,15 +88,9 @@ class Meetup(Model):
 
 # --- registrations ---------------------------------------------------------------------------
 
-class WaitlistIndex(LocalSecondaryIndex):
-    """Sparse: only waitlisted registrations carry `waitlist_seq`. Local, so reads are consistent."""
-    Meta = _index_meta("waitlist")
-    meetup_id = UnicodeAttribute(hash_key=True)
-    waitlist_seq = NumberAttribute(range_key=True)
-
-
 REGISTRATION_PREFIX = "R#"
 EMAIL_GUARD_PREFIX = "E#"
+WAITLIST_KEY = "LINE"
 
 
 class Registration(Model):
@@ -109,7 +100,6 @@ class Registration(Model):
     sk = UnicodeAttribute(range_key=True)
     id = UnicodeAttribute()
     status = UnicodeAttribute()  # confirmed | waitlisted | cancelled
-    waitlist_seq = NumberAttribute(null=True)
     name = UnicodeAttribute()
     email = UnicodeAttribute()
     role = UnicodeAttribute()
@@ -123,7 +113,16 @@ class Registration(Model):
     promoted_at = UnicodeAttribute(null=True)
     cancelled_at = UnicodeAttribute(null=True)
 
-    waitlist = WaitlistIndex()
+
+class Waitlist(Model):
+    """The line of a meetup, first in line first: registration ids, sort key `LINE`.
+
+    Joining appends to the list inside the sign-up transaction, so the order is the order in
+    which DynamoDB committed the sign-ups, with nothing for concurrent joiners to retry on."""
+    Meta = _meta("registrations")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=WAITLIST_KEY)
+    line = ListAttribute(of=UnicodeAttribute, default=list)
 
 
 class EmailGuard(Model):
@@ -236,7 +235,7 @@ class AdminToken(Model):
     created_at = UnicodeAttribute()
 
 
-ALL_MODELS = (Meetup, Registration, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken)
+ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken)
 
 
 # --- turning storage failures into domain errors ------------------------------------------------

@@ -5,13 +5,12 @@ Rules, and how the database enforces them:
   transaction as the registration, conditioned on `confirmed < capacity`.
 - One active registration per (meetup, email): an EmailGuard item created in that transaction
   with `attribute_not_exists`, deleted when the registration is cancelled.
-- Strict first-come waitlist order: a waitlisted registration gets a `waitlist_seq` above the
-  meetup's `waitlist_tail`, and the transaction is conditioned on `waitlist_tail < waitlist_seq`,
-  so numbers follow commit order: the earlier accepted is never behind a later one. Only
-  joiners whose commits crossed retry, which keeps a rush moving.
-- Nobody waits while a seat is free: a new sign-up only takes a seat when the waitlist is
-  empty, and cancelling a confirmed place promotes the first in line in the same transaction
-  (conditioned on that person still waiting under the same number); so does a capacity rise.
+- Strict first-come waitlist order: the line is a list on one item per meetup, appended to
+  inside the sign-up transaction, so its order is the order DynamoDB committed the sign-ups
+  in: the earlier accepted is never behind a later one, and joiners never retry on order.
+- Nobody waits while a seat is free: a new sign-up only takes a seat when the line is empty,
+  and cancelling a confirmed place promotes the first in line in the same transaction
+  (conditioned on that person still being first); so does a capacity rise.
 Every change writes its activity record (read by the digest) and its outbox email in the
 same transaction: the email exists if and only if the change happened.
 """
@@ -29,8 +28,8 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
-from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard, Meetup,
-                               OutboxMessage, Registration, Transaction, TransactionCancelled, storage_errors)
+from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard, Meetup, OutboxMessage,
+                               Registration, Transaction, TransactionCancelled, Waitlist, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -42,7 +41,7 @@ SIGNUP_FIELDS = ("name", "email", "role", "organisation", "municipality", "theme
 MANAGE_PURPOSE = "registration"
 ACTIVITY_RETENTION = timedelta(days=120)
 MAX_ATTEMPTS = 60
-PROMOTIONS_PER_TRANSACTION = 8  # 1 meetup + 3 items a promotion stays within 25 transaction items
+PROMOTIONS_PER_TRANSACTION = 7  # meetup + line + 3 items a promotion: within 25 transaction items
 
 
 @dataclass
@@ -128,15 +127,21 @@ def _load_registration(meetup_id: str, registration_id: str) -> Registration:
             raise NotFound("This link is not valid") from None
 
 
-def waitlist_position(registration: Registration) -> int | None:
-    """1 for the next in line: the waitlisted registrations before this one, plus one."""
-    if registration.status != "waitlisted" or registration.waitlist_seq is None:
-        return None
+def read_line(meetup_id: str) -> list[str]:
+    """The registration ids in line, first in line first (a consistent read)."""
     with storage_errors():
-        ahead = Registration.waitlist.count(registration.meetup_id,
-                                            Registration.waitlist_seq < registration.waitlist_seq,
-                                            consistent_read=True)
-    return ahead + 1
+        try:
+            return list(Waitlist.get(meetup_id, WAITLIST_KEY, consistent_read=True).line or [])
+        except DoesNotExist:
+            return []
+
+
+def waitlist_position(registration: Registration, line: list[str] | None = None) -> int | None:
+    """1 for the next in line."""
+    if registration.status != "waitlisted":
+        return None
+    line = read_line(registration.meetup_id) if line is None else line
+    return line.index(registration.id) + 1 if registration.id in line else None
 
 
 def find_by_token(token: str) -> tuple[Registration, int | None]:
@@ -151,8 +156,7 @@ def list_registrations(meetup_id: str) -> list[dict]:
     with storage_errors():
         found = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                         consistent_read=True))
-    waiting = sorted((r for r in found if r.status == "waitlisted"), key=lambda r: r.waitlist_seq)
-    positions = {r.id: n for n, r in enumerate(waiting, start=1)}
+    positions = {rid: n for n, rid in enumerate(read_line(meetup_id), start=1)}
     order = {"confirmed": 0, "waitlisted": 1, "cancelled": 2}
     found.sort(key=lambda r: (order.get(r.status, 3), positions.get(r.id, 0), r.created_at))
     return [admin_view(r, positions.get(r.id)) for r in found]
@@ -238,12 +242,6 @@ class _MeetupHints:
 hints = _MeetupHints()
 
 
-def _next_seq(meetup: Meetup) -> int:
-    """A waitlist number above the last one handed out: the clock in microseconds, which keeps
-    concurrent joiners mostly in arrival order, or the tail plus one when the clock is behind."""
-    return max(int(time.time() * 1_000_000), int(meetup.waitlist_tail or 0) + 1)
-
-
 def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
     """Register someone: a confirmed seat, else a waitlist place, else 409. Returns None for a bot.
 
@@ -268,25 +266,24 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
         if not _is_open(meetup, now):
             raise Conflict("Sign-up for this meetup is closed", code="closed")
         unchanged = (Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+        tx = Transaction()
         if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
-            registration.status, registration.waitlist_seq = "confirmed", None
-            actions = [Meetup.confirmed.add(1)]
-            condition = unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0)
+            registration.status = "confirmed"
+            tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
+                      unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
+                      return_old=True)
             activity, template = "signed_up", "registration_confirmed"
         elif meetup.waitlist_enabled:
-            seq = _next_seq(meetup)
-            registration.status, registration.waitlist_seq = "waitlisted", seq
-            actions = [Meetup.waitlist_length.add(1), Meetup.waitlist_tail.set(seq)]
-            condition = (unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
-                         & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
-                         & (Meetup.waitlist_tail < seq))
+            registration.status = "waitlisted"
+            tx.update("meetup", meetup, [Meetup.waitlist_length.add(1)],
+                      unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
+                      & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0)), return_old=True)
+            tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line.set((Waitlist.line | []).append([registration.id]))])
             activity, template = "waitlisted", "registration_waitlisted"
         else:
             raise Conflict("This meetup is full and has no waitlist", code="full")
         position_hint = meetup.waitlist_length + 1 if registration.status == "waitlisted" else None
         mail = _mail(template, meetup, registration, position_hint)
-        tx = Transaction()
-        tx.update("meetup", meetup, actions, condition, return_old=True)
         tx.put("guard", guard, EmailGuard.sk.does_not_exist(), return_old=True)
         tx.put("registration", registration, Registration.sk.does_not_exist())
         tx.put("activity", _activity(activity, meetup, registration, now))
@@ -303,7 +300,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
         _note_committed(meetup, registration)
         position = waitlist_position(registration)
         # The stored mail carries the position the hint suggested (a later retry sends that);
-        # the one sent now carries the committed count.
+        # the one sent now carries the position in the committed line.
         mail.context = dict(mail.context, waitlist_position=position)
         logger.info("registration created", extra={"meetup_id": meetup.id, "registration_id": registration.id,
                                                      "status": registration.status, "position": position,
@@ -319,7 +316,6 @@ def _note_committed(meetup: Meetup, registration: Registration) -> None:
         meetup.confirmed += 1
     else:
         meetup.waitlist_length += 1
-        meetup.waitlist_tail = registration.waitlist_seq
     hints.put(meetup)
 
 
@@ -334,26 +330,37 @@ def _existing(meetup_id: str, raw_guard: dict | None) -> Outcome:
 
 # --- cancellation and promotion ------------------------------------------------------------------
 
-def _first_in_line(meetup_id: str, count: int) -> list[Registration]:
-    if count <= 0:
-        return []
+def _load_many(meetup_id: str, registration_ids: list[str]) -> list[Registration]:
+    found = {}
     with storage_errors():
-        return list(Registration.waitlist.query(meetup_id, consistent_read=True, limit=count))
+        for registration in Registration.batch_get([(meetup_id, REGISTRATION_PREFIX + rid) for rid in registration_ids],
+                                                   consistent_read=True):
+            found[registration.id] = registration
+    return [found[rid] for rid in registration_ids if rid in found]
 
 
-def _promote(tx: Transaction, meetup: Meetup, waiting: Registration, now, stamp: str) -> OutboxMessage:
-    """Confirm the first in line. Conditioned on them still waiting with the same number: nobody
-    can join ahead of them (new numbers are always higher), so they are still first."""
-    tx.update(f"promote {waiting.id}", waiting,
-              [Registration.status.set("confirmed"), Registration.waitlist_seq.remove(),
-               Registration.promoted_at.set(stamp), Registration.updated_at.set(stamp)],
-              (Registration.status == "waitlisted") & (Registration.waitlist_seq == waiting.waitlist_seq))
-    tx.put(f"promoted activity {waiting.id}", _activity("promoted", meetup, waiting, now))
-    promoted = Registration.from_raw_data(waiting.serialize())
-    promoted.status = "confirmed"
-    mail = _mail("registration_promoted", meetup, promoted)
-    tx.put(f"promoted mail {waiting.id}", mail, OutboxMessage.id.does_not_exist())
-    return mail
+def _promote(tx: Transaction, meetup: Meetup, line_ids: list[str], waiting: list[Registration],
+             now, stamp: str) -> list[OutboxMessage]:
+    """Confirm the first `len(waiting)` in line: they leave the front of the line, each only if
+    the line still starts with them (so nobody is skipped), and each gets an email."""
+    positions = range(len(waiting))
+    condition = None
+    for index in positions:
+        check = Waitlist.line[index] == line_ids[index]
+        condition = check if condition is None else condition & check
+    tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line[index].remove() for index in positions], condition)
+    mails = []
+    for person in waiting:
+        tx.update(f"promote {person.id}", person,
+                  [Registration.status.set("confirmed"), Registration.promoted_at.set(stamp),
+                   Registration.updated_at.set(stamp)], Registration.status == "waitlisted")
+        tx.put(f"promoted activity {person.id}", _activity("promoted", meetup, person, now))
+        promoted = Registration.from_raw_data(person.serialize())
+        promoted.status = "confirmed"
+        mail = _mail("registration_promoted", meetup, promoted)
+        tx.put(f"promoted mail {person.id}", mail, OutboxMessage.id.does_not_exist())
+        mails.append(mail)
+    return mails
 
 
 def cancel(token: str) -> Outcome:
@@ -370,28 +377,32 @@ def cancel(token: str) -> Outcome:
         now = clock.now()
         stamp = clock.to_storage(now)
         was = registration.status
-        head = []
-        if was == "confirmed" and _is_open(meetup, now):
-            head = _first_in_line(meetup.id, 1)
-        if was == "waitlisted":
-            meetup_actions, meetup_condition = [Meetup.waitlist_length.add(-1)], None
-        elif head:  # the seat passes on: confirmed stays, the line shortens
-            meetup_actions, meetup_condition = [Meetup.waitlist_length.add(-1)], Meetup.waitlist_length > 0
-        else:  # a seat frees up: only while nobody waits for it (else retry, and promote)
-            meetup_actions = [Meetup.confirmed.add(-1)]
-            meetup_condition = (Meetup.waitlist_length == 0) if _is_open(meetup, now) else None
+        line = read_line(meetup_id) if was == "waitlisted" or meetup.waitlist_length else []
+        head = _load_many(meetup_id, line[:1]) if was == "confirmed" and _is_open(meetup, now) else []
         tx = Transaction()
-        tx.update("meetup", meetup, meetup_actions, meetup_condition, return_old=True)
+        mails = []
+        if was == "waitlisted":
+            if registration.id not in line:
+                raise ServiceUnavailable("Please try again")
+            index = line.index(registration.id)
+            tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line[index].remove()],
+                      Waitlist.line[index] == registration.id)
+            tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1)], return_old=True)
+        elif head:  # the seat passes on: confirmed stays, the line shortens
+            tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1)], Meetup.waitlist_length > 0,
+                      return_old=True)
+            mails += _promote(tx, meetup, line, head, now, stamp)
+        else:  # a seat frees up: only while nobody waits for it (else retry, and promote)
+            tx.update("meetup", meetup, [Meetup.confirmed.add(-1)],
+                      (Meetup.waitlist_length == 0) if _is_open(meetup, now) else None, return_old=True)
         tx.update("registration", registration,
-                  [Registration.status.set("cancelled"), Registration.waitlist_seq.remove(),
-                   Registration.cancelled_at.set(stamp), Registration.updated_at.set(stamp)],
-                  Registration.status == was)
+                  [Registration.status.set("cancelled"), Registration.cancelled_at.set(stamp),
+                   Registration.updated_at.set(stamp)], Registration.status == was)
         tx.delete("guard", EmailGuard(meetup_id=meetup.id, sk=guard_key(registration.email)),
                   EmailGuard.registration_id == registration.id)
         tx.put("activity", _activity("cancelled", meetup, registration, now, was=was))
-        mails = [_mail("registration_cancelled", meetup, registration)]
+        mails.insert(0, _mail("registration_cancelled", meetup, registration))
         tx.put("mail", mails[0], OutboxMessage.id.does_not_exist())
-        mails += [_promote(tx, meetup, waiting, now, stamp) for waiting in head]
         try:
             tx.commit()
         except TransactionCancelled as cancelled:
@@ -419,19 +430,18 @@ def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxM
         now = clock.now()
         stamp = clock.to_storage(now)
         free = capacity - int(meetup.confirmed)
-        waiting = int(meetup.waitlist_length)
-        heads = _first_in_line(meetup.id, min(free, waiting, PROMOTIONS_PER_TRANSACTION)) \
-            if _is_open(meetup, now) else []
+        line = read_line(meetup.id) if free > 0 and meetup.waitlist_length and _is_open(meetup, now) else []
+        heads = _load_many(meetup.id, line[:min(free, PROMOTIONS_PER_TRANSACTION)])
         if capacity_set and not heads:
             break
         actions = [Meetup.capacity.set(capacity), Meetup.updated_at.set(stamp)]
-        # Promotions count on the seats and line read just now; plain changes only on the rule.
+        # Promotions count on the seats read just now; a plain change only on the rule itself.
         condition = (Meetup.confirmed == meetup.confirmed) if heads else (Meetup.confirmed <= capacity)
         if heads:
             actions += [Meetup.confirmed.add(len(heads)), Meetup.waitlist_length.add(-len(heads))]
         tx = Transaction()
         tx.update("meetup", meetup, actions, condition, return_old=True)
-        batch = [_promote(tx, meetup, person, now, stamp) for person in heads]
+        batch = _promote(tx, meetup, line, heads, now, stamp) if heads else []
         try:
             tx.commit()
         except TransactionCancelled as cancelled:

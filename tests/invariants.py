@@ -1,6 +1,7 @@
 """The roster invariants, checked on what is stored."""
 from __future__ import annotations
 
+from chalicelib import registration as roster_rules
 from chalicelib.models import EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, EmailGuard, Meetup, Registration
 
 
@@ -9,21 +10,23 @@ def roster(meetup_id: str):
     registrations = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                             consistent_read=True))
     guards = list(EmailGuard.query(meetup_id, EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX), consistent_read=True))
-    return meetup, registrations, guards
+    return meetup, registrations, guards, roster_rules.read_line(meetup_id)
 
 
 def check(meetup_id: str) -> tuple[list, list]:
     """Asserts every invariant; returns (confirmed, waitlist in order)."""
-    meetup, registrations, guards = roster(meetup_id)
+    meetup, registrations, guards, line = roster(meetup_id)
+    by_id = {r.id: r for r in registrations}
     confirmed = [r for r in registrations if r.status == "confirmed"]
-    waiting = sorted((r for r in registrations if r.status == "waitlisted"), key=lambda r: r.waitlist_seq)
+    assert len(line) == len(set(line)), "nobody stands in line twice"
+    assert {r.id for r in registrations if r.status == "waitlisted"} == set(line), \
+        "the line holds exactly the waitlisted registrations"
+    waiting = [by_id[rid] for rid in line]
     assert len(confirmed) == meetup.confirmed, "the seat counter matches the confirmed records"
-    assert len(waiting) == meetup.waitlist_length, "the waitlist counter matches the waitlisted records"
+    assert len(waiting) == meetup.waitlist_length, "the waitlist counter matches the line"
     assert meetup.confirmed <= meetup.capacity, "never more confirmed than capacity"
     if waiting:
         assert meetup.confirmed == meetup.capacity, "nobody waits while a seat is free"
-    assert len({r.waitlist_seq for r in waiting}) == len(waiting), "waitlist places are unique"
-    assert all(r.waitlist_seq is None for r in registrations if r.status != "waitlisted")
     active_emails = [r.email.lower() for r in confirmed + waiting]
     assert len(active_emails) == len(set(active_emails)), "one active registration per email"
     assert {g.registration_id for g in guards} == {r.id for r in confirmed + waiting}, \
