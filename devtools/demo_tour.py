@@ -1,0 +1,83 @@
+"""The demo tour, loaded idempotently by `make run`: the sources' days and months, moved into
+the coming year so that sign-up is open. Cities the sources name are used where they name one
+(Lelystad, Helmond, Groningen, Den Haag); the other host municipalities are plausible demo data."""
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+from chalicelib import catalogue, clock
+from chalicelib.errors import Conflict
+
+# (province, city, month, day, capacity, from the sources?)
+REGIONAL = [
+    ("Flevoland", "Lelystad", 2, 1, 150, True),       # the national kick-off, online
+    ("Noord-Brabant", "Helmond", 2, 4, 150, True),
+    ("Drenthe", "Assen", 2, 11, 120, False),
+    ("Friesland", "Leeuwarden", 2, 18, 120, False),
+    ("Overijssel", "Zwolle", 2, 25, 150, False),
+    ("Gelderland", "Arnhem", 3, 4, 150, False),
+    ("Utrecht", "Utrecht", 3, 11, 150, False),
+    ("Noord-Holland", "Haarlem", 3, 18, 150, False),
+    ("Zuid-Holland", "Rotterdam", 3, 25, 150, False),
+    ("Groningen", "Groningen", 4, 1, 180, True),      # 180 sign-ups in the source
+    ("Zeeland", "Middelburg", 4, 8, 100, False),
+    ("Limburg", "Maastricht", 4, 15, 120, False),
+]
+
+
+def tour_year(today: date | None = None) -> int:
+    """The first year whose tour (from 1 February) is still ahead."""
+    today = today or clock.now().astimezone(clock.AMSTERDAM).date()
+    return today.year if today < date(today.year, 2, 1) else today.year + 1
+
+
+def _at(year: int, month: int, day: int, hour: int, minute: int = 0) -> str:
+    return clock.to_public(datetime.combine(date(year, month, day), time(hour, minute), tzinfo=clock.AMSTERDAM))
+
+
+def demo_meetups(year: int) -> list[tuple[str, dict]]:
+    meetups = []
+    for province, city, month, day, capacity, sourced in REGIONAL:
+        meetups.append((f"{province.lower()}-{year}", {
+            "title": f"Klassen Meetup {province}",
+            "kind": "regional", "province": province, "city": city, "mode": "online",
+            "host": {"name": f"Gemeente {city}", "email": f"onderwijs@{city.lower().replace(' ', '')}.example.nl"},
+            "starts_at": _at(year, month, day, 19, 30), "ends_at": _at(year, month, day, 21, 30),
+            "capacity": capacity, "waitlist": {"enabled": True},
+            "join_url": f"https://zoom.example.nl/klassen-{province.lower()}",
+            "description": ("Aan thematafels in gesprek over kansengelijkheid in het onderwijs, met fragmenten "
+                            "uit de serie Klassen als startpunt." +
+                            ("" if sourced else " (Demogegevens: de gastgemeente is als voorbeeld gekozen.)")),
+        }))
+    for day in (12, 19):
+        meetups.append((f"extra-{day}-april-{year}", {
+            "title": f"Extra online Klassen Meetup {day} april",
+            "kind": "extra", "province": None, "city": None, "mode": "online",
+            "host": {"name": "Gelijke Kansen Alliantie", "email": "meetups@gka.example.nl"},
+            "starts_at": _at(year, 4, day, 19, 30), "ends_at": _at(year, 4, day, 21, 30),
+            "capacity": 300, "waitlist": {"enabled": True},
+            "join_url": f"https://zoom.example.nl/klassen-extra-{day}",
+            "description": "Extra landelijke online meetup, toegevoegd vanwege de grote belangstelling.",
+        }))
+    meetups.append((f"slotbijeenkomst-{year}", {
+        "title": "Landelijke slotbijeenkomst Klassen",
+        "kind": "final", "province": "Zuid-Holland", "city": "Den Haag", "mode": "in_person",
+        "venue": "Den Haag (demolocatie)",
+        "host": {"name": "Klassen impactprogramma", "email": "slot@klassen.example.nl"},
+        "starts_at": _at(year, 5, 25, 14, 0), "ends_at": _at(year, 5, 25, 17, 0),
+        "capacity": 250, "waitlist": {"enabled": True},
+        "description": "Alle opbrengsten van de meetups worden gebundeld en overhandigd aan landelijke beleidsmakers.",
+    }))
+    return meetups
+
+
+def load(year: int | None = None) -> int:
+    """Create the demo meetups that do not exist yet; returns how many were created."""
+    created = 0
+    for meetup_id, payload in demo_meetups(year or tour_year()):
+        try:
+            catalogue.create_meetup(payload, meetup_id=meetup_id, demo=True)
+            created += 1
+        except Conflict:
+            pass  # loaded on an earlier run
+    return created

@@ -1,0 +1,78 @@
+"""`make run`: DynamoDB Local (data under .data/, unless AWS_ENDPOINT_URL_DYNAMODB is set),
+the tables, the demo tour, an admin token, and the service on 127.0.0.1:$PORT. Ctrl-C stops all."""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+
+from devtools import dynamodb_local
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = ROOT / ".data"
+
+
+def main() -> int:
+    ddb = None
+    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        print(f"Using DynamoDB at {os.environ['AWS_ENDPOINT_URL_DYNAMODB']}")
+    else:
+        ddb = dynamodb_local.start(data_dir=DATA / "dynamodb", log_path=DATA / "dynamodb.log")
+        os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ddb.endpoint
+        print(f"DynamoDB Local at {ddb.endpoint}, data in {DATA / 'dynamodb'}")
+    os.environ.update(dynamodb_local.local_aws_environment(os.environ["AWS_ENDPOINT_URL_DYNAMODB"]))
+    os.environ.setdefault("STAGE", "local")
+    os.environ.setdefault("MAIL_BACKEND", "file")
+    os.environ.setdefault("MAIL_DIR", str(DATA / "mail"))
+    os.environ.setdefault("SIGNING_SECRET", _local_secret())
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    port = int(os.environ.get("PORT", "8000"))
+    os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    try:
+        return _serve(port)
+    finally:
+        if ddb:
+            ddb.stop()
+
+
+def _local_secret() -> str:
+    """A signing secret kept under .data/, so manage links survive a restart."""
+    path = DATA / "signing-secret"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _serve(port: int) -> int:
+    from devtools import demo_tour, serve, tables
+    from chalicelib.config import get_settings
+
+    settings = get_settings()
+    created = tables.create_tables(settings.table_prefix)
+    if created:
+        print(f"Created tables: {', '.join(created)}")
+    print(f"Demo tour: {demo_tour.load()} meetups added")
+    if not os.environ.get("ADMIN_TOKEN"):
+        from chalicelib import auth
+        print(f"Admin token (stored hashed; shown once): {auth.create_token('make run')}")
+    server = serve.build_server("127.0.0.1", port)
+    jobs = serve.scheduled_jobs()
+    for job in jobs:
+        job.start()
+    print(f"Serving on http://127.0.0.1:{port}  (mail: {settings.mail_backend} -> {settings.mail_dir}); Ctrl-C stops")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        print("\nStopping")
+    finally:
+        for job in jobs:
+            job.stopped.set()
+        server.server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
