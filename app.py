@@ -1,8 +1,16 @@
-"""The Klassen meetups service: wires the capability blueprints to one Chalice app."""
-from chalice import Chalice
+"""The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
+from chalice import Chalice, Rate
 
 from chalicelib.routes import catalogue, registrations
 
 app = Chalice(app_name="klassen-meetups")
 app.register_blueprint(catalogue.bp)
 app.register_blueprint(registrations.bp)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def retry_outbox(event):
+    """Sends what a request could not: the outbox retry (EventBridge delivers at least once;
+    each message is claimed before it is sent)."""
+    from chalicelib import outbox
+    return outbox.deliver_due()
