@@ -188,16 +188,27 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
     return values
 
 
-def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False) -> Meetup:
+def build_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False,
+                 origin: Meetup | None = None) -> Meetup:
+    """Validate admin meetup fields and build the (UNSAVED) Meetup: the caller saves it, alone
+    (`create_meetup`) or inside its own transaction (a handover). A meetup that `follows`
+    another joins that one's chain and, unless given, its province; `origin` is that meetup
+    when the caller has read it already."""
     values = _read_fields(payload, creating=True)
     if values.get("follows"):
-        origin = load(values["follows"])
+        if origin is None or origin.id != values["follows"]:
+            origin = load(values["follows"])
         values.setdefault("province", origin.province)
         values["chain_id"] = origin.chain_id or origin.id
     stamp = clock.to_storage(clock.now())
     meetup = Meetup(id=meetup_id or new_id(), listing=TOUR_LISTING, created_at=stamp, updated_at=stamp,
                     demo=demo, **values)
     meetup.chain_id = meetup.chain_id or meetup.id
+    return meetup
+
+
+def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False) -> Meetup:
+    meetup = build_meetup(payload, meetup_id=meetup_id, demo=demo)
     with storage_errors():
         try:
             meetup.save(condition=Meetup.id.does_not_exist())

@@ -197,6 +197,8 @@ class Handover(Model):
     audit = ListAttribute(of=AuditEntry, default=list)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    request_key = UnicodeAttribute(null=True)  # hash of Idempotency-Key + body of the creating request
+    invitations_queued = NumberAttribute(null=True)  # set once the follow-up invitations are queued
 
 
 # --- organisers -------------------------------------------------------------------------------

@@ -56,12 +56,15 @@ def new_id() -> str:
 
 
 def message(recipient: str, template: str, language: str, context: dict, *,
-            now: datetime | None = None) -> OutboxMessage:
-    """An UNSAVED outbox message: save it in the caller's own transaction."""
+            now: datetime | None = None, message_id: str | None = None) -> OutboxMessage:
+    """An UNSAVED outbox message: save it in the caller's own transaction.
+
+    `message_id`: a deterministic id (letters, digits, - and _) for a message that a re-run may
+    queue again; saved with `attribute_not_exists`, the second one is refused, not sent twice."""
     if template not in mail.TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     now = now or clock.now()
-    return OutboxMessage(id=new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
+    return OutboxMessage(id=message_id or new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
                          attempts=0, recipient=recipient, template=template,
                          language=language if language in mail.LANGUAGES else "nl",
                          context=context, created_at=clock.stamp(now))

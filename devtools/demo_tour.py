@@ -1,6 +1,8 @@
 """The demo tour, loaded idempotently by `make run`: the sources' days and months, moved into
 the coming year so that sign-up is open. Cities the sources name are used where they name one
-(Lelystad, Helmond, Groningen, Den Haag); the other host municipalities are plausible demo data."""
+(Lelystad, Helmond, Groningen, Den Haag); the other host municipalities are plausible demo data.
+The two handovers the sources name (Lelystad to Almere, Helmond to Den Bosch) are made through
+the handover service, about two months after their regional meetups."""
 from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
@@ -71,13 +73,45 @@ def demo_meetups(year: int) -> list[tuple[str, dict]]:
     return meetups
 
 
+# (outgoing province, incoming city, follow-up id, month, day): the handovers the sources name.
+HANDOVERS = [
+    ("Flevoland", "Almere", "almere", 4, 2),
+    ("Noord-Brabant", "'s-Hertogenbosch", "den-bosch", 4, 9),
+]
+
+
+def demo_handovers(year: int) -> list[tuple[str, str, dict]]:
+    """(outgoing meetup id, follow-up meetup id, handover request)."""
+    handovers = []
+    for province, city, slug, month, day in HANDOVERS:
+        handovers.append((f"{province.lower()}-{year}", f"{slug}-{year}", {
+            "city": city, "host_name": f"Gemeente {city}",
+            "host_email": f"onderwijs@{slug}.example.nl", "mode": "in_person",
+            "venue": f"{city} (demolocatie)", "title": f"Klassen vervolgmeetup {city}",
+            "starts_at": _at(year, month, day, 19, 30), "ends_at": _at(year, month, day, 21, 30),
+            "capacity": 100, "waitlist": {"enabled": True},
+            "description": "Vervolgmeetup: het stokje van de regionale meetup is doorgegeven aan deze gemeente.",
+        }))
+    return handovers
+
+
 def load(year: int | None = None) -> int:
-    """Create the demo meetups that do not exist yet; returns how many were created."""
+    """Create the demo meetups and handovers that do not exist yet; returns how many meetups were created."""
+    from chalicelib import handover
+
+    year = year or tour_year()
     created = 0
-    for meetup_id, payload in demo_meetups(year or tour_year()):
+    for meetup_id, payload in demo_meetups(year):
         try:
             catalogue.create_meetup(payload, meetup_id=meetup_id, demo=True)
             created += 1
         except Conflict:
             pass  # loaded on an earlier run
+    for outgoing_id, follow_up_id, request in demo_handovers(year):
+        try:
+            handover.hand_over(outgoing_id, request, actor="demo tour", meetup_id=follow_up_id, demo=True)
+            created += 1
+        except Conflict as conflict:
+            if conflict.code not in ("already_handed_over", "exists"):
+                raise  # else: handed over on an earlier run
     return created
