@@ -17,6 +17,7 @@ class Settings:
     dynamodb_endpoint: str | None
     admin_token: str | None
     mail_backend: str
+    mail_delivery: str  # inline | background | stream: who sends what a request queued
     mail_dir: Path
     mail_from: str
     smtp_host: str
@@ -44,6 +45,9 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         # Only a local stage accepts a token straight from the environment.
         admin_token=(env.get("ADMIN_TOKEN") or None) if stage == "local" else None,
         mail_backend=env.get("MAIL_BACKEND", "file" if stage == "local" else "ses"),
+        # Deployed, the outbox table's stream triggers delivery; `make run` delivers on a
+        # background thread; tests deliver inline, within the request, to assert on the mail.
+        mail_delivery=env.get("MAIL_DELIVERY", "background" if stage == "local" else "stream"),
         mail_dir=Path(env.get("MAIL_DIR", str(PROJECT_ROOT / ".data" / "mail"))),
         mail_from=env.get("MAIL_FROM", "Klassen Meetups <meetups@klassen.example.nl>"),
         smtp_host=env.get("SMTP_HOST", "127.0.0.1"),

@@ -240,6 +240,25 @@ class AdminToken(Model):
 ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken)
 
 
+def _one_client_for_all_models() -> None:
+    """PynamoDB gives every model class its own connection, and so its own botocore client,
+    made on first use: each costs a cold start tens of milliseconds. All tables are in one
+    region behind one endpoint, so one lazily made connection serves every model."""
+    from pynamodb.connection import Connection
+    shared = Connection(region=_Meta.region, host=_Meta.host, max_pool_connections=_Meta.max_pool_connections,
+                        connect_timeout_seconds=_Meta.connect_timeout_seconds,
+                        read_timeout_seconds=_Meta.read_timeout_seconds,
+                        max_retry_attempts=_Meta.max_retry_attempts)
+    for model in ALL_MODELS:
+        table = model._get_connection()
+        own = table.connection
+        if table.table_name not in shared._tables:
+            shared.add_meta_table(own.get_meta_table(table.table_name))
+        table.connection = shared
+    Transaction._connection = shared
+
+
+
 # --- turning storage failures into domain errors ------------------------------------------------
 
 class _StorageErrors:
@@ -337,3 +356,6 @@ class TransactionCancelled(Exception):
         """Another transaction touched the same items at the same moment: retry."""
         return any(r.code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded")
                    for r in self.reasons.values()) or not self.reasons
+
+
+_one_client_for_all_models()

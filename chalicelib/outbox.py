@@ -25,7 +25,9 @@ Sent and failed messages lose `due` (they leave the index) and expire by TTL.
 """
 from __future__ import annotations
 
+import queue
 import secrets
+import threading
 import time
 from datetime import datetime, timedelta
 from typing import Iterable
@@ -33,6 +35,7 @@ from typing import Iterable
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from chalicelib import clock, mail
+from chalicelib.config import get_settings
 from chalicelib.models import OutboxByDue, OutboxMessage
 from chalicelib.observability import logger
 
@@ -155,6 +158,85 @@ def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: m
             sent += 1
             logger.info("outbox message sent", extra=_log_extra(msg, via="request"))
     return sent
+
+
+def dispatch(messages: list[OutboxMessage]) -> None:
+    """Hand freshly committed messages to whoever delivers them in this deployment (settings:
+    `mail_delivery`), so that sending mail never holds up the request that caused it."""
+    if not messages:
+        return
+    mode = get_settings().mail_delivery
+    if mode == "inline":
+        deliver_now(messages)
+    elif mode == "background":
+        _background_worker().queue.put(list(messages))
+    # "stream": the outbox table's stream invokes `deliver_stream_records`.
+
+
+def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend | None = None) -> int:
+    """Claim each still-pending message (so no other deliverer sends it too), send it, mark it
+    sent. For deliverers that run apart from the request: the background worker, the stream."""
+    sent = 0
+    for msg in messages:
+        now = clock.now()
+        lease = clock.stamp(now + LEASE)
+        try:
+            msg.update(actions=[OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+                                OutboxMessage.next_attempt_at.set(lease)],
+                       condition=(OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0))
+        except UpdateError as exc:
+            if _is_condition_failure(exc):
+                continue  # taken or sent by another deliverer
+            logger.warning("outbox claim failed; the retry job will send it", exc_info=exc, extra=_log_extra(msg))
+            continue
+        mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        try:
+            mail.send(_compose(msg), backend)
+        except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
+            _record_failure(msg, exc, mine, clock.now())
+            continue
+        if _mark_sent(msg, mine, clock.now()):
+            sent += 1
+            logger.info("outbox message sent", extra=_log_extra(msg, via="claimed"))
+    return sent
+
+
+def deliver_stream_records(records: Iterable[dict], *, backend: mail.Backend | None = None) -> int:
+    """The outbox table's DynamoDB stream (new images): deliver every newly inserted message."""
+    fresh = [OutboxMessage.from_raw_data(record["dynamodb"]["NewImage"]) for record in records
+             if record.get("eventName") == "INSERT" and "NewImage" in record.get("dynamodb", {})]
+    return deliver_claimed([msg for msg in fresh if msg.state == "pending"], backend=backend)
+
+
+class _BackgroundWorker(threading.Thread):
+    """`make run`'s deliverer: one daemon thread sending what requests queued."""
+
+    def __init__(self):
+        super().__init__(name="outbox-delivery", daemon=True)
+        self.queue: queue.Queue = queue.Queue()
+
+    def run(self):
+        while True:
+            messages = self.queue.get()
+            try:
+                deliver_claimed(messages)
+            except Exception:  # noqa: BLE001 - the retry job sends whatever this missed
+                logger.exception("background delivery failed")
+            finally:
+                self.queue.task_done()
+
+
+_worker: _BackgroundWorker | None = None
+_worker_lock = threading.Lock()
+
+
+def _background_worker() -> _BackgroundWorker:
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = _BackgroundWorker()
+            _worker.start()
+    return _worker
 
 
 def _claim(msg: OutboxMessage, now: datetime) -> str | None:

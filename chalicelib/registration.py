@@ -187,10 +187,9 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
 
 
 def _deliver(mails: list[OutboxMessage]) -> None:
-    """Send what a committed change queued; a failure leaves it in the outbox for the retry job."""
-    if mails:
-        from chalicelib import outbox
-        outbox.deliver_now(mails)
+    """Hand what a committed change queued to delivery; whatever fails waits in the outbox."""
+    from chalicelib import outbox
+    outbox.dispatch(mails)
 
 
 def _backoff(attempt: int) -> None:

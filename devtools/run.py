@@ -10,7 +10,7 @@ from pathlib import Path
 from devtools import dynamodb_local
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT / ".data"
+DATA = Path(os.environ.get("DATA_DIR", str(ROOT / ".data")))
 
 
 def main() -> int:

@@ -4,6 +4,7 @@ resets connections under load, and it never fires `@app.schedule`, so the schedu
 run here on timers instead."""
 from __future__ import annotations
 
+import os
 import socketserver
 import threading
 from http.server import HTTPServer
@@ -20,6 +21,17 @@ class RushReadyHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
 
 
 class QuietHandler(ChaliceRequestHandler):
+    """Every connection gets a thread, but only a few requests run the app at once: DynamoDB
+    Local slows down sharply with many concurrent transactions, and one Python process gains
+    nothing from more threads than it can feed. The rest wait their turn in order."""
+
+    in_app = threading.BoundedSemaphore(int(os.environ.get("LOCAL_APP_CONCURRENCY", "6")))
+    timeout = 30  # an idle keep-alive connection is closed after this
+
+    def _generic_handle(self) -> None:
+        with self.in_app:
+            super()._generic_handle()
+
     def log_message(self, format, *args):  # one line per request is noise under a rush
         pass
 

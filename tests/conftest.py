@@ -33,6 +33,7 @@ def pytest_configure(config):
         "TABLE_PREFIX": f"test-{secrets.token_hex(4)}-",
         "ADMIN_TOKEN": ADMIN_TOKEN,
         "MAIL_BACKEND": "file",
+        "MAIL_DELIVERY": "inline",  # mail is sent within the request, so tests can read it at once
         "MAIL_DIR": mail_dir,
         "SIGNING_SECRET": "test-signing-secret",
         "PUBLIC_BASE_URL": "http://testserver",
