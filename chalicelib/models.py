@@ -223,6 +223,7 @@ class Organiser(Model):
     last_period = UnicodeAttribute(null=True)
     claimed_period = UnicodeAttribute(null=True)
     claim_until = UnicodeAttribute(null=True)
+    last_sent_at = UnicodeAttribute(null=True)  # when the last digest was sent (not: skipped)
 
     by_frequency = OrganisersByFrequency()
 
