@@ -35,6 +35,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _die_with_parent() -> None:
+    """Linux: the JVM gets SIGTERM when the process that started it dies, however it dies
+    (a killed test run must not leave a DynamoDB Local behind)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 @dataclass
 class DynamoDBLocal:
     process: subprocess.Popen
@@ -66,7 +77,7 @@ def start(port: int | None = None, data_dir: Path | None = None, log_path: Path 
         args += ["-dbPath", str(data_dir)]
     log = open(log_path, "ab") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(args, cwd=jar.parent, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, preexec_fn=_die_with_parent)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
