@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import sys
 from pathlib import Path
 
@@ -13,7 +14,12 @@ ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("DATA_DIR", str(ROOT / ".data")))
 
 
+def _stop_on_terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop_on_terminate)  # stop everything, as Ctrl-C does
     ddb = None
     if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         print(f"Using DynamoDB at {os.environ['AWS_ENDPOINT_URL_DYNAMODB']}")
