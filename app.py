@@ -24,3 +24,15 @@ def send_digests(event):
     organiser's period is claimed with a conditional write before anything is sent)."""
     from chalicelib import digest
     return digest.run()
+
+
+# Deployed, the outbox table's stream sends each new message within moments of its commit.
+# `make package` points this at the real stream (the ARN only exists once the stack does).
+OUTBOX_STREAM_PLACEHOLDER = "arn:aws:dynamodb:eu-west-1:000000000000:table/outbox/stream/placeholder"
+
+
+@app.on_dynamodb_record(stream_arn=OUTBOX_STREAM_PLACEHOLDER, batch_size=25, starting_position="LATEST")
+def deliver_outbox(event):
+    from chalicelib import outbox
+    outbox.deliver_stream_records(
+        {"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)

@@ -109,8 +109,13 @@ def check_rush(base: str, admin: str, meetup_ids: list[str], results) -> dict:
         confirmed = [r for r in regs if r["status"] == "confirmed"]
         waiting = [r for r in regs if r["status"] == "waitlisted"]
         positions = [r["waitlist_position"] for r in waiting]
+        told_here = {rid for rid, r in told.items() if r.get("meetup_id") == meetup_id}
+        listed_ids = {r["id"] for r in regs}
         summary[meetup_id] = {
             "confirmed": len(confirmed), "waitlisted": len(waiting),
+            "statuses": dict(Counter(r["status"] for r in regs)),
+            "told_but_not_listed": sorted(told_here - listed_ids)[:5],
+            "listed_but_not_told": sorted(listed_ids - told_here)[:5],
             "positions_are_1_to_n": positions == list(range(1, len(waiting) + 1)),
             "told_position_matches_stored": all(told[r["id"]]["waitlist_position"] == r["waitlist_position"]
                                                 for r in waiting),

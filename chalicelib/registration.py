@@ -41,6 +41,7 @@ SIGNUP_FIELDS = ("name", "email", "role", "organisation", "municipality", "theme
 MANAGE_PURPOSE = "registration"
 ACTIVITY_RETENTION = timedelta(days=120)
 MAX_ATTEMPTS = 60
+POSITION_WINDOW = 12  # elements either side of the expected place read to find a new joiner
 PROMOTIONS_PER_TRANSACTION = 7  # meetup + line + 3 items a promotion: within 25 transaction items
 
 
@@ -136,12 +137,30 @@ def read_line(meetup_id: str) -> list[str]:
             return []
 
 
-def waitlist_position(registration: Registration, line: list[str] | None = None) -> int | None:
-    """1 for the next in line."""
+def waitlist_position(registration: Registration, line: list[str] | None = None, *,
+                      near: int | None = None) -> int | None:
+    """1 for the next in line. With `near` (the position the caller expects), only a window of
+    the line around it is read: a long line costs little to look up right after a join."""
     if registration.status != "waitlisted":
         return None
+    if line is None and near is not None:
+        first = max(0, near - 1 - POSITION_WINDOW)
+        window = _read_line_window(registration.meetup_id, first, near - 1 + POSITION_WINDOW)
+        if registration.id in window:
+            return first + window.index(registration.id) + 1
     line = read_line(registration.meetup_id) if line is None else line
     return line.index(registration.id) + 1 if registration.id in line else None
+
+
+def _read_line_window(meetup_id: str, first: int, last: int) -> list[str]:
+    """line[first..last]: DynamoDB returns the projected elements that exist, in order."""
+    with storage_errors():
+        try:
+            found = Waitlist.get(meetup_id, WAITLIST_KEY, consistent_read=True,
+                                 attributes_to_get=[f"line[{i}]" for i in range(first, last + 1)])
+        except DoesNotExist:
+            return []
+    return list(found.line or [])
 
 
 def find_by_token(token: str) -> tuple[Registration, int | None]:
@@ -297,7 +316,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
             meetup = hints.put(_fresh(meetup_id, cancelled, attempt))
             continue
         _note_committed(meetup, registration)
-        position = waitlist_position(registration)
+        position = waitlist_position(registration, near=position_hint)
         # The stored mail carries the position the hint suggested (a later retry sends that);
         # the one sent now carries the position in the committed line.
         mail.context = dict(mail.context, waitlist_position=position)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import glob
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -101,3 +102,48 @@ def local_aws_environment(endpoint: str) -> dict[str, str]:
         "AWS_SECRET_ACCESS_KEY": os.environ.get("AWS_SECRET_ACCESS_KEY", "local"),
         "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "eu-west-1"),
     }
+
+
+class RamWorkingCopy:
+    """DynamoDB Local keeps its data in SQLite and syncs every commit to disk, which on this
+    kind of machine halves what it can take in a sign-up rush. `make run` therefore runs it on
+    a copy of its data in RAM (/dev/shm) and writes that back to the data directory when it
+    stops. Not while it runs: SQLite locks taken by a reader (a backup) made DynamoDB Local
+    lose a committed write under load. A run that was killed leaves its copy in /dev/shm; the
+    next run finds it and keeps it. Where there is no /dev/shm it runs on the data directory."""
+
+    SHM = Path("/dev/shm")
+
+    def __init__(self, data_dir: Path):
+        import hashlib
+        self.disk = data_dir
+        tag = hashlib.sha256(str(data_dir.resolve()).encode()).hexdigest()[:12]
+        usable = self.SHM.is_dir() and os.access(self.SHM, os.W_OK)
+        self.ram = self.SHM / f"klassen-dynamodb-{tag}" if usable else None
+
+    def open(self) -> Path:
+        self.disk.mkdir(parents=True, exist_ok=True)
+        if self.ram is None:
+            return self.disk
+        if self.ram.exists() and self._newest(self.ram) > self._newest(self.disk):
+            self._save()  # a killed run left newer data in RAM: keep it
+        shutil.rmtree(self.ram, ignore_errors=True)
+        shutil.copytree(self.disk, self.ram)
+        return self.ram
+
+    def close(self) -> None:
+        """After DynamoDB Local stopped: write back, then the RAM copy goes."""
+        if self.ram is None:
+            return
+        self._save()
+        shutil.rmtree(self.ram, ignore_errors=True)
+
+    def _save(self) -> None:
+        for db in self.ram.glob("*.db"):
+            tmp = self.disk / (db.name + ".tmp")
+            shutil.copy2(db, tmp)
+            os.replace(tmp, self.disk / db.name)
+
+    @staticmethod
+    def _newest(folder: Path) -> float:
+        return max((p.stat().st_mtime for p in folder.glob("*.db")), default=0.0)

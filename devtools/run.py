@@ -20,11 +20,12 @@ def _stop_on_terminate(signum, frame):
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop_on_terminate)  # stop everything, as Ctrl-C does
-    ddb = None
+    ddb = store = None
     if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         print(f"Using DynamoDB at {os.environ['AWS_ENDPOINT_URL_DYNAMODB']}")
     else:
-        ddb = dynamodb_local.start(data_dir=DATA / "dynamodb", log_path=DATA / "dynamodb.log")
+        store = dynamodb_local.RamWorkingCopy(DATA / "dynamodb")
+        ddb = dynamodb_local.start(data_dir=store.open(), log_path=DATA / "dynamodb.log")
         os.environ["AWS_ENDPOINT_URL_DYNAMODB"] = ddb.endpoint
         print(f"DynamoDB Local at {ddb.endpoint}, data in {DATA / 'dynamodb'}")
     os.environ.update(dynamodb_local.local_aws_environment(os.environ["AWS_ENDPOINT_URL_DYNAMODB"]))
@@ -40,6 +41,8 @@ def main() -> int:
     finally:
         if ddb:
             ddb.stop()
+        if store:
+            store.close()
 
 
 def _local_secret() -> str:

@@ -25,7 +25,7 @@ class QuietHandler(ChaliceRequestHandler):
     Local slows down sharply with many concurrent transactions, and one Python process gains
     nothing from more threads than it can feed. The rest wait their turn in order."""
 
-    in_app = threading.BoundedSemaphore(int(os.environ.get("LOCAL_APP_CONCURRENCY", "6")))
+    in_app = threading.BoundedSemaphore(int(os.environ.get("LOCAL_APP_CONCURRENCY", "12")))
     timeout = 30  # an idle keep-alive connection is closed after this
 
     def _generic_handle(self) -> None:
