@@ -45,7 +45,6 @@ ACTIVE = ("confirmed", "waitlisted")
 SYSTEM = "system"
 MAX_ATTEMPTS = 8
 INVITATIONS_PER_TRANSACTION = 25  # DynamoDB's limit of items in one transaction
-INVITATIONS_SENT_IN_REQUEST = 50  # more wait for the outbox retry (minutes): a request stays short
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_MAX = 255
 
@@ -369,7 +368,7 @@ def _hand_over(from_meetup_id: str, payload: dict, *, actor: str, request_key: s
         logger.info("meetup handed over", extra={"from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id,
                                                  "handover_id": handover.id, "attempts": attempt + 1})
         from chalicelib import outbox
-        outbox.deliver_now(mails)
+        outbox.dispatch(mails)
         _invite_safely(handover, outgoing, follow_up)
         return _created_body(handover, follow_up)
     raise ServiceUnavailable("The meetup is very busy; please try again")
@@ -462,7 +461,7 @@ def _invite_safely(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> N
     except DomainError as exc:
         logger.warning("follow-up invitations not queued yet", exc_info=exc, extra={"handover_id": handover.id})
         return
-    outbox.deliver_now(queued[:INVITATIONS_SENT_IN_REQUEST])
+    outbox.dispatch(queued)
 
 
 # --- the life of a handover ----------------------------------------------------------------------
