@@ -254,18 +254,25 @@ class _BackgroundWorker(threading.Thread):
         super().__init__(name="outbox-delivery", daemon=True)
         self.queue: queue.Queue = queue.Queue()
 
+    # Requests come first: while they keep coming (a rush), mail waits, up to MAX_DELAY,
+    # well within the grace before the retry job would take it.
+    QUIET = 0.3
+    MAX_DELAY = 20.0
+
     def run(self):
         while True:
             messages = list(self.queue.get())
-            while len(messages) < BATCH:  # take whatever else is waiting, up to a batch
+            started = time.monotonic()
+            while time.monotonic() - started < self.MAX_DELAY:
                 try:
-                    messages += self.queue.get_nowait()
+                    messages += self.queue.get(timeout=self.QUIET)
                 except queue.Empty:
                     break
-            try:
-                deliver_batch(messages)
-            except Exception:  # noqa: BLE001 - the retry job sends whatever this missed
-                logger.exception("background delivery failed")
+            for start in range(0, len(messages), BATCH):
+                try:
+                    deliver_batch(messages[start:start + BATCH])
+                except Exception:  # noqa: BLE001 - the retry job sends whatever this missed
+                    logger.exception("background delivery failed")
 
 
 _worker: _BackgroundWorker | None = None

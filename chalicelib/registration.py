@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import random
 import secrets
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -41,7 +42,7 @@ SIGNUP_FIELDS = ("name", "email", "role", "organisation", "municipality", "theme
 MANAGE_PURPOSE = "registration"
 ACTIVITY_RETENTION = timedelta(days=120)
 MAX_ATTEMPTS = 60
-POSITION_WINDOW = 12  # elements either side of the expected place read to find a new joiner
+POSITION_WINDOW = 20  # elements after the expected place read to find a new joiner
 PROMOTIONS_PER_TRANSACTION = 7  # meetup + line + 3 items a promotion: within 25 transaction items
 
 
@@ -144,7 +145,8 @@ def waitlist_position(registration: Registration, line: list[str] | None = None,
     if registration.status != "waitlisted":
         return None
     if line is None and near is not None:
-        first = max(0, near - 1 - POSITION_WINDOW)
+        # Others joining meanwhile put one further back than expected; leaving, rarely nearer.
+        first = max(0, near - 1 - POSITION_WINDOW // 4)
         window = _read_line_window(registration.meetup_id, first, near - 1 + POSITION_WINDOW)
         if registration.id in window:
             return first + window.index(registration.id) + 1
@@ -240,11 +242,13 @@ class _MeetupHints:
 
     def __init__(self):
         self._seen: dict[str, tuple[float, Meetup]] = {}
+        self._lock = threading.Lock()
 
     def get(self, meetup_id: str) -> Meetup:
         seen = self._seen.get(meetup_id)
         if seen and time.monotonic() - seen[0] < self.TTL_SECONDS:
-            return Meetup.from_raw_data(seen[1].serialize())  # a copy: threads share the hint
+            with self._lock:
+                return Meetup.from_raw_data(seen[1].serialize())  # a copy: threads share the hint
         return self.put(catalogue.load(meetup_id, consistent=True))
 
     def put(self, meetup: Meetup) -> Meetup:
@@ -255,6 +259,18 @@ class _MeetupHints:
 
     def forget(self, meetup_id: str) -> None:
         self._seen.pop(meetup_id, None)
+
+    def count(self, meetup_id: str, status: str) -> None:
+        """A sign-up committed: count it on the shared hint (never overwrite it with a copy
+        taken earlier, which would lose what other requests counted meanwhile)."""
+        with self._lock:
+            seen = self._seen.get(meetup_id)
+            if seen is None:
+                return
+            if status == "confirmed":
+                seen[1].confirmed += 1
+            else:
+                seen[1].waitlist_length += 1
 
 
 hints = _MeetupHints()
@@ -330,11 +346,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
 
 def _note_committed(meetup: Meetup, registration: Registration) -> None:
     """Keep the hint close to the truth, so the next sign-up picks the right path first time."""
-    if registration.status == "confirmed":
-        meetup.confirmed += 1
-    else:
-        meetup.waitlist_length += 1
-    hints.put(meetup)
+    hints.count(meetup.id, registration.status)
 
 
 def _existing(meetup_id: str, raw_guard: dict | None) -> Outcome:
