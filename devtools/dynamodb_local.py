@@ -65,12 +65,13 @@ class DynamoDBLocal:
 def start(port: int | None = None, data_dir: Path | None = None, log_path: Path | None = None) -> DynamoDBLocal:
     """Start DynamoDB Local on loopback; in memory unless a data directory is given.
 
-    `-sharedDb` keeps one database whatever access key or region a client uses.
+    `-sharedDb` keeps one database whatever access key or region a client uses;
+    `-disableTelemetry`: it must not try to reach AWS from here.
     """
     jar = find_jar()
     port = port or free_port()
     args = [find_java(), f"-Djava.library.path={jar.parent / 'DynamoDBLocal_lib'}", "-jar", str(jar),
-            "-port", str(port), "-sharedDb"]
+            "-port", str(port), "-sharedDb", "-disableTelemetry"]
     if data_dir is None:
         args.append("-inMemory")
     else:
