@@ -104,14 +104,20 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
     range_condition = None
     if upcoming:
         range_condition = Meetup.starts_at > clock.to_storage(clock.now())
-    filter_condition = (Meetup.kind == kind) if kind else None
     with storage_errors():
         if province is not None:
-            results = Meetup.by_province.query(normalise_province(province), range_condition,
-                                               filter_condition=filter_condition)
+            keys = Meetup.by_province.query(normalise_province(province), range_condition)
         else:
-            results = Meetup.by_start.query(TOUR_LISTING, range_condition, filter_condition=filter_condition)
-        return list(results)
+            keys = Meetup.by_start.query(TOUR_LISTING, range_condition)
+        found = load_many([key.id for key in keys])
+    return [m for m in found if kind is None or m.kind == kind]
+
+
+def load_many(meetup_ids: list[str]) -> list[Meetup]:
+    """The meetups with these ids that exist, by start time (BatchGetItem, 100 at a time)."""
+    with storage_errors():
+        found = list(Meetup.batch_get(list(dict.fromkeys(meetup_ids))))
+    return sorted(found, key=lambda m: (m.starts_at, m.id))
 
 
 def list_meetups(*, province: str | None = None, kind: str | None = None, upcoming: bool = False) -> list[dict]:

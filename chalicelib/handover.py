@@ -139,7 +139,8 @@ def chain(meetup_id: str) -> list[dict]:
     (every member carries the id of the chain's first meetup; the first carries its own)."""
     meetup = catalogue.load(meetup_id)
     with storage_errors():
-        members = list(Meetup.by_chain.query(meetup.chain_id or meetup.id))
+        member_ids = [key.id for key in Meetup.by_chain.query(meetup.chain_id or meetup.id)]
+    members = catalogue.load_many(member_ids)
     if all(member.id != meetup.id for member in members):  # an index is updated a moment later
         members = sorted(members + [meetup], key=lambda m: m.starts_at)
     return [catalogue.view(member) for member in members]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from chalicelib.config import get_settings
@@ -26,32 +26,35 @@ def _meta(suffix: str) -> type:
     return type("Meta", (_Meta,), {"table_name": _settings.table_name(suffix)})
 
 
-def _index_meta(name: str) -> type:
-    return type("Meta", (), {"index_name": name, "projection": AllProjection(),
+def _index_meta(name: str, projection=None) -> type:
+    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection(),
                              "region": _Meta.region, "host": _Meta.host})
 
 
 # --- meetups ---------------------------------------------------------------------------------
 
 class MeetupsByStart(GlobalSecondaryIndex):
-    Meta = _index_meta("by_start")
+    Meta = _index_meta("by_start", KeysOnlyProjection())
     listing = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
 
 
 class MeetupsByProvince(GlobalSecondaryIndex):
-    Meta = _index_meta("by_province")
+    Meta = _index_meta("by_province", KeysOnlyProjection())
     province = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
 
 
 class MeetupsByChain(GlobalSecondaryIndex):
-    Meta = _index_meta("by_chain")
+    Meta = _index_meta("by_chain", KeysOnlyProjection())
     chain_id = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
 
 
 TOUR_LISTING = "tour"  # every meetup sits in this one partition of `by_start`: the tour is small
+# The meetup indexes hold keys only: every sign-up updates a meetup's counters, and with the
+# counters projected each of those writes would be copied into all three indexes. Listings
+# read the index, then the items with one BatchGetItem.
 
 
 class Meetup(Model):
@@ -153,7 +156,7 @@ class Activity(Model):
 # --- mail outbox ------------------------------------------------------------------------------
 
 class OutboxByDue(GlobalSecondaryIndex):
-    Meta = _index_meta("by_due")
+    Meta = _index_meta("by_due", KeysOnlyProjection())  # keys only: a message's body is not copied
     due = UnicodeAttribute(hash_key=True)
     next_attempt_at = UnicodeAttribute(range_key=True)
 

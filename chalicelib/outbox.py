@@ -315,7 +315,9 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
     result = {"sent": 0, "failed": 0}
     cutoff = clock.stamp(fixed_now or clock.now())
     consecutive_failures = 0
-    for msg in OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= cutoff, limit=limit):
+    due_ids = [key.id for key in OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= cutoff, limit=limit)]
+    due = {msg.id: msg for msg in OutboxMessage.batch_get(due_ids, consistent_read=True)} if due_ids else {}
+    for msg in (due[i] for i in due_ids if i in due):
         if time.monotonic() - started > TIME_BUDGET_SECONDS:
             break
         lease = _claim(msg, fixed_now or clock.now())

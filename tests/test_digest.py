@@ -573,7 +573,8 @@ def test_the_run_reads_only_the_activity_log_organisers_and_meetups(client, admi
     calls = []
 
     def record(params, model, **kwargs):
-        calls.append((model.name, params.get("TableName", "")))
+        for table in [params["TableName"]] if "TableName" in params else list(params.get("RequestItems", {})):
+            calls.append((model.name, table))
 
     clients = {id(m._get_connection().connection.client): m._get_connection().connection.client for m in ALL_MODELS}
     for botocore_client in clients.values():
