@@ -1,10 +1,22 @@
-"""Command line for admin tokens: python -m chalicelib.admin create-token NAME | revoke-token TOKEN."""
+"""Command line for admin tokens: python -m chalicelib.admin create-token NAME | revoke-token TOKEN.
+
+create-token prints only the token on stdout (TOKEN="$(python -m chalicelib.admin create-token NAME)");
+logs go to stderr."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from chalicelib import auth
+from chalicelib.observability import logger
+
+
+def _logs_to_stderr() -> None:
+    """The Powertools logger writes to stdout (where Lambda wants it); here stdout is the answer."""
+    for handler in logger.handlers:
+        if isinstance(handler, logging.StreamHandler) and not isinstance(handler, logging.FileHandler):
+            handler.setStream(sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -15,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     revoke = commands.add_parser("revoke-token", help="revoke an admin token")
     revoke.add_argument("token")
     args = parser.parse_args(argv)
+    _logs_to_stderr()
     if args.command == "create-token":
         print(auth.create_token(args.name))
         return 0

@@ -34,9 +34,24 @@ class Settings:
         return f"{self.table_prefix}{suffix}"
 
 
+def _public_base_url(env: os._Environ | dict, stage: str) -> str:
+    """The base of the links in emails. Only a local stage has a default: deployed, a missing value
+    would put links to 127.0.0.1 in every email, so reading the settings fails instead (at cold
+    start: chalicelib.models reads them on import)."""
+    url = (env.get("PUBLIC_BASE_URL") or "").strip().rstrip("/")
+    if url:
+        return url
+    if stage == "local":
+        return f"http://127.0.0.1:{env.get('PORT', '8000')}"
+    raise RuntimeError(
+        f"PUBLIC_BASE_URL is not set (STAGE={stage}): it is the base of the links in emails, without a "
+        "trailing slash, e.g. https://meetups.klassen.example.nl. Only STAGE=local has a default. In the "
+        "packaged stack it comes from the template parameter PublicBaseUrl: deploy with PublicBaseUrl set "
+        "(docs/README-packaging.md).")
+
+
 def _from_environment(env: os._Environ | dict) -> Settings:
     stage = env.get("STAGE", "local")
-    port = env.get("PORT", "8000")
     return Settings(
         stage=stage,
         table_prefix=env.get("TABLE_PREFIX", "klassen-"),
@@ -52,7 +67,7 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         mail_from=env.get("MAIL_FROM", "Klassen Meetups <meetups@klassen.example.nl>"),
         smtp_host=env.get("SMTP_HOST", "127.0.0.1"),
         smtp_port=int(env.get("SMTP_PORT", "25")),
-        public_base_url=env.get("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}").rstrip("/"),
+        public_base_url=_public_base_url(env, stage),
         signing_secret=env.get("SIGNING_SECRET") or None,
         signing_secret_parameter=env.get("SIGNING_SECRET_PARAMETER") or None,
     )
