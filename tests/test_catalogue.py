@@ -163,3 +163,14 @@ def test_patch_changes_fields(client, admin_headers):
 def test_patch_unknown_meetup_is_404(client, admin_headers):
     response = client.http.patch("/admin/meetups/nope", headers=admin_headers, body=json.dumps({"title": "x"}))
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("path, status", [("/meetups/nope", 404), ("/meetups?province=Atlantis", 422)])
+def test_a_browser_gets_dutch_error_pages(client, path, status):
+    response = client.http.get(path, headers={"Accept": "text/html"})
+    assert response.status_code == status
+    assert response.headers["Content-Type"].startswith("text/html")
+    html = response.body.decode()
+    assert '<html lang="nl">' in html and 'role="alert"' in html
+    if status == 422:
+        assert "<strong>province</strong>" in html

@@ -298,10 +298,6 @@ def test_a_second_start_on_the_same_tables_does_not_duplicate_the_demo_tour(live
 
 # --- errors for a browser -------------------------------------------------------------------------
 
-@pytest.mark.xfail(strict=True, reason=(
-    "templates/error.html reads `error.fields`, which a plain error body lacks; under StrictUndefined "
-    "every HTML error page raises UndefinedError and the request is answered 500 "
-    "(Chalice's own InternalServerError JSON). Remove this marker once error.html renders."))
 def test_a_browser_gets_error_pages_as_4xx_html(live_service):
     base = live_service.base_url
     html = {"Accept": "text/html"}
