@@ -106,10 +106,10 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
         range_condition = Meetup.starts_at > clock.to_storage(clock.now())
     with storage_errors():
         if province is not None:
-            keys = Meetup.by_province.query(normalise_province(province), range_condition)
+            found = load_many([key.id for key in Meetup.by_province.query(normalise_province(province),
+                                                                          range_condition)])
         else:
-            keys = Meetup.by_start.query(TOUR_LISTING, range_condition)
-        found = load_many([key.id for key in keys])
+            found = list(Meetup.by_start.query(TOUR_LISTING, range_condition))
     return [m for m in found if kind is None or m.kind == kind]
 
 

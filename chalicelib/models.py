@@ -34,7 +34,7 @@ def _index_meta(name: str, projection=None) -> type:
 # --- meetups ---------------------------------------------------------------------------------
 
 class MeetupsByStart(GlobalSecondaryIndex):
-    Meta = _index_meta("by_start", KeysOnlyProjection())
+    Meta = _index_meta("by_start")
     listing = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
 
@@ -52,9 +52,10 @@ class MeetupsByChain(GlobalSecondaryIndex):
 
 
 TOUR_LISTING = "tour"  # every meetup sits in this one partition of `by_start`: the tour is small
-# The meetup indexes hold keys only: every sign-up updates a meetup's counters, and with the
-# counters projected each of those writes would be copied into all three indexes. Listings
-# read the index, then the items with one BatchGetItem.
+# Every sign-up updates a meetup's counters, and each index that projects them gets a copy of
+# every such write. Only the tour listing (`by_start`, read by the public listing and every
+# digest run) holds whole items; the others hold keys, and their readers fetch the items with
+# one BatchGetItem.
 
 
 class Meetup(Model):
