@@ -251,6 +251,9 @@ def mend_template(template: dict, streams: dict[str, str] | None = None) -> bool
         stream = props.get("Stream")
         if isinstance(stream, str) and stream in streams:
             props["Stream"] = stream_arn(streams[stream])
+            # Only new items wake the function: claiming and marking a message sent also write
+            # stream records, which the handler would read only to skip them.
+            props.setdefault("FilterCriteria", {"Filters": [{"Pattern": json.dumps({"eventName": ["INSERT"]})}]})
             changed = True
     return changed
 

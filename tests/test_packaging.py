@@ -111,6 +111,7 @@ def test_deliver_outbox_reads_the_outbox_tables_stream(template):
     props = next(iter(events.values()))["Properties"]
     assert props["Stream"] == OUTBOX_STREAM
     assert props["StartingPosition"] == "LATEST" and props["BatchSize"] == 25
+    assert [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]] == [{"eventName": ["INSERT"]}]
     assert app_module.OUTBOX_STREAM_PLACEHOLDER not in json.dumps(template)
     assert package.stream_placeholders() == {app_module.OUTBOX_STREAM_PLACEHOLDER: "OutboxTable"}
 
