@@ -94,6 +94,13 @@ def error_response(error: DomainError, *, html: bool = False, lang: str = "nl") 
     return json_response(error.body(), error.status)
 
 
+def correlation_id(request) -> str:
+    """API Gateway's request id; a caller's X-Request-Id where there is none (locally); else new."""
+    import uuid
+    return ((request.context or {}).get("requestId") or _header(request, "x-request-id")[:100]
+            or uuid.uuid4().hex)
+
+
 def routes(blueprint):
     """`route = routes(bp)` gives a decorator like `bp.route` whose views answer domain errors
     through `error_response`, log with the request's correlation id and never leak a stack trace."""
@@ -109,7 +116,7 @@ def routes(blueprint):
             @functools.wraps(view)
             def handle(*args, **kwargs):
                 request = blueprint.current_request
-                logger.set_correlation_id((request.context or {}).get("requestId"))
+                logger.set_correlation_id(correlation_id(request))
                 try:
                     return view(*args, **kwargs)
                 except DomainError as error:
