@@ -29,16 +29,15 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
-from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard, Meetup, OutboxMessage,
-                               Registration, Transaction, TransactionCancelled, Waitlist, storage_errors)
+from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
+                               Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
+                               storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
 ROLES = ("teacher", "school_leader", "school_board", "local_politician", "education_support",
          "youth_work", "parent", "other")
 LANGUAGES = ("nl", "en")
-SIGNUP_FIELDS = ("name", "email", "role", "organisation", "municipality", "theme", "consent", "language",
-                 "website", "follow_up_opt_in")
 MANAGE_PURPOSE = "registration"
 ACTIVITY_RETENTION = timedelta(days=120)
 MAX_ATTEMPTS = 60

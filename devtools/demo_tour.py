@@ -5,7 +5,7 @@ The two handovers the sources name (Lelystad to Almere, Helmond to Den Bosch) ar
 the handover service, about two months after their regional meetups."""
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 from chalicelib import catalogue, clock
 from chalicelib.errors import Conflict

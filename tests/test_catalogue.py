@@ -1,10 +1,8 @@
 """The tour catalogue over HTTP, against DynamoDB Local."""
 import json
-from datetime import timedelta
 
 import pytest
 
-from chalicelib import clock
 from tests.factories import make_meetup, meetup_payload
 
 

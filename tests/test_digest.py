@@ -479,7 +479,7 @@ def test_each_organiser_gets_the_changes_in_their_scope(client, admin_headers, f
 
 def test_digest_content_changes_seats_next_sessions_and_no_attendee_emails(client, admin_headers, fake_clock):
     meetup = make_meetup(title="Meetup Middelburg", province="Zeeland", city="Middelburg", capacity=2)
-    later = make_meetup(title="Meetup Goes", province="Zeeland", city="Goes", days_ahead=40, capacity=4)
+    make_meetup(title="Meetup Goes", province="Zeeland", city="Goes", days_ahead=40, capacity=4)
     dutch = subscribe(client, admin_headers, scope={"province": "Zeeland"})
     english = subscribe(client, admin_headers, scope={"province": "Zeeland"}, language="en", frequency="weekly")
     fake_clock.advance(minutes=10)
