@@ -20,6 +20,7 @@ def _stop_on_terminate(signum, frame):
 
 def main() -> int:
     signal.signal(signal.SIGTERM, _stop_on_terminate)  # stop everything, as Ctrl-C does
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even if started with SIGINT ignored
     ddb = store = None
     if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
         print(f"Using DynamoDB at {os.environ['AWS_ENDPOINT_URL_DYNAMODB']}")
@@ -73,7 +74,7 @@ def _serve(port: int) -> int:
     print(f"Serving on http://127.0.0.1:{port}  (mail: {settings.mail_backend} -> {settings.mail_dir}); Ctrl-C stops")
     sys.stdout.flush()
     try:
-        server.serve_forever()
+        server.server.serve_forever()
     except KeyboardInterrupt:
         print("\nStopping")
     finally:
