@@ -294,6 +294,10 @@ def test_form_page_dutch_and_english(client):
     meetup = make_meetup()
     nl = client.http.get(f"/meetups/{meetup.id}/register", headers={"Accept": "text/html"}).body.decode()
     assert '<html lang="nl">' in nl and 'for="name"' in nl and 'name="website"' in nl and "privacyverklaring" in nl
+    assert 'href="/privacy"' in nl
+    statement = client.http.get("/privacy", headers={"Accept": "text/html"})
+    assert statement.status_code == 200 and "<h1>Privacyverklaring</h1>" in statement.body.decode()
+    assert "<h1>Privacy statement</h1>" in client.http.get("/privacy?lang=en").body.decode()
     en = client.http.get(f"/meetups/{meetup.id}/register?lang=en", headers={"Accept": "text/html"}).body.decode()
     assert '<html lang="en">' in en and "privacy statement" in en
 

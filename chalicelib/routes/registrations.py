@@ -27,6 +27,12 @@ def sign_up_form(meetup_id):
     return _form_page(meetup_id, language(bp.current_request))
 
 
+@route("/privacy", methods=["GET"])
+def privacy():
+    """The privacy statement the sign-up form asks people to accept."""
+    return html_response(rendering.render_page("privacy.html", language(bp.current_request)))
+
+
 @route("/meetups/{meetup_id}/registrations", methods=["POST"])
 def sign_up(meetup_id):
     request = bp.current_request
