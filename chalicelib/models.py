@@ -356,11 +356,5 @@ class TransactionCancelled(Exception):
         reason = self.reasons.get(name)
         return reason.raw_item if reason is not None else None
 
-    @property
-    def conflicted(self) -> bool:
-        """Another transaction touched the same items at the same moment: retry."""
-        return any(r.code in ("TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded")
-                   for r in self.reasons.values()) or not self.reasons
-
 
 _one_client_for_all_models()
