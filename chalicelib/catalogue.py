@@ -250,4 +250,7 @@ def update_meetup(meetup_id: str, payload: dict) -> Meetup:
                 raise
     logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
                                          (["capacity"] if capacity is not None else [])})
+    if values.get("state") == "cancelled":
+        from chalicelib import registration  # the people registered are the roster's
+        registration.tell_meetup_cancelled(meetup)
     return meetup

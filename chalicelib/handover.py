@@ -400,32 +400,10 @@ def _invitation(handover: Handover, outgoing: Meetup, follow_up: Meetup, registr
                           message_id=invitation_id(handover, registration))
 
 
-def _queue_batch(batch: dict[str, OutboxMessage]) -> list[OutboxMessage]:
-    """Commit a batch of invitations; those queued by an earlier run are left out. Returns those
-    this call queued."""
-    pending = dict(batch)
-    for attempt in range(MAX_ATTEMPTS):
-        if not pending:
-            return []
-        tx = Transaction()
-        for message_id, message in pending.items():
-            tx.put(message_id, message, OutboxMessage.id.does_not_exist())
-        try:
-            tx.commit()
-        except TransactionCancelled as cancelled:
-            queued_before = [message_id for message_id in pending if cancelled.failed(message_id)]
-            for message_id in queued_before:
-                del pending[message_id]
-            if not queued_before:
-                _backoff(attempt)
-            continue
-        return list(pending.values())
-    raise ServiceUnavailable("The outbox is very busy; please try again")
-
-
 def invite(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> list[OutboxMessage]:
     """Queue an invitation to the follow-up for every active registration of the outgoing meetup
     that opted in, then note it on the handover. Safe to run again; returns what this run queued."""
+    from chalicelib import outbox
     with storage_errors():
         people = list(Registration.query(
             outgoing.id, Registration.sk.startswith(REGISTRATION_PREFIX), consistent_read=True,
@@ -433,8 +411,8 @@ def invite(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> list[Outb
     queued: list[OutboxMessage] = []
     for start in range(0, len(people), INVITATIONS_PER_TRANSACTION):
         chunk = people[start:start + INVITATIONS_PER_TRANSACTION]
-        queued += _queue_batch({invitation_id(handover, person): _invitation(handover, outgoing, follow_up, person)
-                                for person in chunk})
+        queued += outbox.queue_once({invitation_id(handover, person): _invitation(handover, outgoing, follow_up, person)
+                                     for person in chunk})
     now = clock.now()
     with storage_errors():
         try:

@@ -28,7 +28,7 @@ from chalicelib import clock, rendering
 from chalicelib.config import get_settings
 
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
-             "registration_cancelled", "organiser_digest",
+             "registration_cancelled", "meetup_cancelled", "organiser_digest",
              "handover_incoming", "handover_outgoing", "follow_up_invitation")
 LANGUAGES = ("nl", "en")
 # Kinds of email that carry a calendar invitation.

@@ -26,6 +26,7 @@ Sent and failed messages lose `due` (they leave the index) and expire by TTL.
 from __future__ import annotations
 
 import queue
+import random
 import secrets
 import threading
 import time
@@ -158,6 +159,33 @@ def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: m
             sent += 1
             logger.info("outbox message sent", extra=_log_extra(msg, via="request"))
     return sent
+
+
+def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[OutboxMessage]:
+    """Commit messages with deterministic ids (at most 25) in one transaction, leaving out those
+    an earlier run queued already; returns those this call queued. For mail sent after a
+    change rather than with it (invitations, notices to many), so that a re-run sends nobody a
+    second one."""
+    from chalicelib.errors import ServiceUnavailable
+    from chalicelib.models import Transaction, TransactionCancelled
+    pending = dict(batch)
+    for attempt in range(attempts):
+        if not pending:
+            return []
+        tx = Transaction()
+        for message_id, msg in pending.items():
+            tx.put(message_id, msg, OutboxMessage.id.does_not_exist())
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            queued_before = [message_id for message_id in pending if cancelled.failed(message_id)]
+            for message_id in queued_before:
+                del pending[message_id]
+            if not queued_before:
+                time.sleep(min(0.2, 0.005 * 2 ** min(attempt, 6)) * random.random())
+            continue
+        return list(pending.values())
+    raise ServiceUnavailable("The outbox is very busy; please try again")
 
 
 def dispatch(messages: list[OutboxMessage]) -> None:

@@ -201,7 +201,7 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
         "waitlist_position": position, "manage_url": manage_url(registration),
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                    "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
-                   "join_url": meetup.join_url, "url": f"{base}/meetups/{meetup.id}"},
+                   "join_url": meetup.join_url, "url": f"{base}/meetups/{meetup.id}", "tour_url": f"{base}/meetups"},
     }
     return outbox.message(registration.email, template, registration.language or "nl", context)
 
@@ -488,6 +488,29 @@ def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxM
                                             "promoted": len(mails)})
     _deliver(mails)
     return meetup, mails
+
+
+def tell_meetup_cancelled(meetup: Meetup) -> int:
+    """Tell everyone still registered (confirmed or waiting) that the meetup will not take
+    place. Their registrations stay as they are, so an admin can open the meetup again. Safe to
+    run again (one message id per person): a repeated cancellation queues only what is missing."""
+    from chalicelib import outbox
+    with storage_errors():
+        people = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
+                                         consistent_read=True,
+                                         filter_condition=Registration.status.is_in("confirmed", "waitlisted")))
+    queued: list[OutboxMessage] = []
+    for start in range(0, len(people), 25):
+        batch = {}
+        for person in people[start:start + 25]:
+            message = _mail("meetup_cancelled", meetup, person)
+            message.id = f"meetup-cancelled-{meetup.id}-{person.id}"
+            batch[message.id] = message
+        queued += outbox.queue_once(batch)
+    logger.info("meetup cancellation told", extra={"meetup_id": meetup.id, "people": len(people),
+                                                    "queued_now": len(queued)})
+    outbox.dispatch(queued)
+    return len(people)
 
 
 CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "organisation", "municipality",

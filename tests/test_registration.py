@@ -316,3 +316,23 @@ def test_admin_lists_registrations_as_json_and_csv(client, admin_headers):
     text = csv_response.body.decode()
     assert b["email"] in text and "'=HYPERLINK(1)" in text
     assert client.http.get(f"/admin/meetups/{meetup.id}/registrations").status_code == 401
+
+
+def test_cancelling_a_meetup_tells_everyone_registered_once(client, admin_headers):
+    meetup = make_meetup(capacity=1)
+    holder, waiting, gone = person(), person(language="en"), person()
+    sign_up(client, meetup.id, holder)
+    sign_up(client, meetup.id, waiting)
+    cancelled_link = sign_up(client, meetup.id, gone).json_body["manage_url"]
+    client.http.post(path_of(cancelled_link) + "/cancel", headers=JSON, body="{}")
+    for _ in range(2):  # a repeated cancellation tells nobody twice
+        response = client.http.patch(f"/admin/meetups/{meetup.id}", headers=admin_headers,
+                                     body=json.dumps({"status": "cancelled"}))
+        assert response.status_code == 200 and response.json_body["cancelled"] is True
+    notices = {address: [m for m in messages_to(address) if "niet door" in str(m["Subject"])
+                         or "Cancelled" in str(m["Subject"])] for address in
+               (holder["email"], waiting["email"], gone["email"])}
+    assert len(notices[holder["email"]]) == 1 and "gaat niet door" in text_of(notices[holder["email"]][0])
+    assert len(notices[waiting["email"]]) == 1 and "will not take place" in text_of(notices[waiting["email"]][0])
+    assert notices[gone["email"]] == [], "someone who cancelled is not told again"
+    assert counts(meetup.id) == (1, 1), "registrations stay, so the meetup can be opened again"
