@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import random
 import secrets
 import threading
-import time
 from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
@@ -33,7 +31,7 @@ from chalicelib import catalogue, clock, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.models import (REGISTRATION_PREFIX, Activity, AuditEntry, Handover, Meetup, OutboxMessage,
-                               Registration, Transaction, TransactionCancelled, storage_errors)
+                               Registration, Transaction, TransactionCancelled, retry_pause, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -247,10 +245,6 @@ def _host_mails(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> list
     return mails
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * random.random())
-
-
 # --- handing over --------------------------------------------------------------------------------
 
 def hand_over(from_meetup_id: str, payload: dict, *, actor: str, idempotency_key: str | None = None,
@@ -364,7 +358,7 @@ def _hand_over(from_meetup_id: str, payload: dict, *, actor: str, request_key: s
             if cancelled.failed("outgoing"):  # changed meanwhile: validate against what it is now
                 outgoing = catalogue.load(from_meetup_id, consistent=True)
                 continue
-            _backoff(attempt)  # another transaction on the same items, or a random id collided
+            retry_pause(attempt)  # another transaction on the same items, or a random id collided
             continue
         logger.info("meetup handed over", extra={"from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id,
                                                  "handover_id": handover.id, "attempts": attempt + 1})

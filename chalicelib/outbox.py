@@ -26,7 +26,6 @@ Sent and failed messages lose `due` (they leave the index) and expire by TTL.
 from __future__ import annotations
 
 import queue
-import random
 import secrets
 import threading
 import time
@@ -167,7 +166,7 @@ def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[Outb
     change rather than with it (invitations, notices to many), so that a re-run sends nobody a
     second one."""
     from chalicelib.errors import ServiceUnavailable
-    from chalicelib.models import Transaction, TransactionCancelled
+    from chalicelib.models import Transaction, TransactionCancelled, retry_pause
     pending = dict(batch)
     for attempt in range(attempts):
         if not pending:
@@ -182,7 +181,7 @@ def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[Outb
             for message_id in queued_before:
                 del pending[message_id]
             if not queued_before:
-                time.sleep(min(0.2, 0.005 * 2 ** min(attempt, 6)) * random.random())
+                retry_pause(attempt)
             continue
         return list(pending.values())
     raise ServiceUnavailable("The outbox is very busy; please try again")

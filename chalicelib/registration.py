@@ -17,7 +17,6 @@ same transaction: the email exists if and only if the change happened.
 from __future__ import annotations
 
 import hashlib
-import random
 import secrets
 import threading
 import time
@@ -31,7 +30,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
                                Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
-                               storage_errors)
+                               retry_pause, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -212,16 +211,12 @@ def _deliver(mails: list[OutboxMessage]) -> None:
     outbox.dispatch(mails)
 
 
-def _backoff(attempt: int) -> None:
-    time.sleep(min(0.2, 0.005 * (2 ** min(attempt, 6))) * random.random())
-
-
 def _fresh(meetup_id: str, cancelled: TransactionCancelled, attempt: int) -> Meetup:
     """The meetup as the failed transaction found it (no extra read), or re-read after a conflict."""
     old = cancelled.old_item("meetup")
     if cancelled.failed("meetup") and old:
         return Meetup.from_raw_data(old)
-    _backoff(attempt)
+    retry_pause(attempt)
     return catalogue.load(meetup_id, consistent=True)
 
 
