@@ -157,7 +157,7 @@ def _read(outgoing: Meetup, payload: dict, *, now: datetime, meetup_id: str | No
     if outgoing.state == "cancelled":
         f.fail("meetup", "is cancelled: a cancelled meetup cannot be handed over")
     city = f.text("city", required=True, max_length=100)
-    f.text("host_name", required=True, max_length=200)
+    f.text("host_name", required=True, max_length=200, person=True)
     f.email("host_email", required=True)
     starts = f.moment("starts_at", required=True)
     if city and outgoing.city and _same_city(city, outgoing.city):

@@ -3,6 +3,7 @@ and the one place where domain errors become HTTP answers."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -11,6 +12,10 @@ from chalice import Response
 from chalicelib.errors import DomainError, MalformedRequest, UnsupportedMediaType
 
 MAX_BODY_BYTES = 64 * 1024
+# No body the service takes is more than three levels deep; anything far deeper is not meant
+# for us (and would exhaust the parser's recursion: a 500 instead of a 400).
+MAX_JSON_DEPTH = 32
+_SURROGATE = re.compile("[\ud800-\udfff]")
 JSON_TYPE = "application/json"
 FORM_TYPE = "application/x-www-form-urlencoded"
 HTML_TYPE = "text/html; charset=utf-8"
@@ -52,32 +57,66 @@ def parse_body(request) -> dict[str, Any]:
     content_type = _header(request, "content-type").split(";")[0].strip().lower()
     if content_type == FORM_TYPE:
         try:
-            fields = parse_qs(raw.decode("utf-8"), keep_blank_values=True, strict_parsing=False,
-                              max_num_fields=100)
+            # Bytes that are not UTF-8 stay visible as lone surrogates, which the field's text
+            # validation refuses with a 422 naming that field (never stored as U+FFFD).
+            fields = parse_qs(raw.decode("utf-8", "surrogateescape"), keep_blank_values=True, strict_parsing=False,
+                              max_num_fields=100, encoding="utf-8", errors="surrogateescape")
         except (UnicodeDecodeError, ValueError) as exc:
-            raise MalformedRequest("The form body could not be read as UTF-8 form data") from exc
+            raise MalformedRequest("The form body could not be read as form data") from exc
         return {name: values[-1] for name, values in fields.items()}
     if content_type in (JSON_TYPE, "") or content_type.endswith("+json"):
         if not raw.strip():
             raise MalformedRequest("The request body is empty; a JSON object is expected")
         try:
-            body = json.loads(raw.decode("utf-8"))
+            body = json.loads(raw.decode("utf-8"), parse_constant=_refuse_constant)
+        except RecursionError as exc:
+            raise MalformedRequest("The JSON body is nested too deeply", code="too_deep") from exc
         except (UnicodeDecodeError, ValueError) as exc:
-            raise MalformedRequest("The request body is not valid JSON") from exc
+            raise MalformedRequest(f"The request body is not valid JSON: {exc}"[:200]) from exc
         if not isinstance(body, dict):
             raise MalformedRequest("The request body must be a JSON object")
+        if _depth(body) > MAX_JSON_DEPTH:
+            raise MalformedRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep",
+                                   code="too_deep")
         return body
     raise UnsupportedMediaType(
         f"Content-Type {content_type!r} is not supported; use application/json or {FORM_TYPE}")
 
 
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _depth(value) -> int:
+    """How deeply lists and objects nest in `value` (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def encodable(text: str) -> str:
+    """`text` as UTF-8 can carry it: a lone surrogate stored before validation refused them
+    becomes U+FFFD instead of dropping the whole answer."""
+    try:
+        text.encode("utf-8")
+        return text
+    except UnicodeEncodeError:
+        from chalicelib.observability import logger
+        logger.warning("answer held text that is not valid Unicode; replaced")
+        return _SURROGATE.sub("\ufffd", text)
+
+
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
-    return Response(body=json.dumps(body, ensure_ascii=False), status_code=status,
+    return Response(body=encodable(json.dumps(body, ensure_ascii=False)), status_code=status,
                     headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})})
 
 
 def html_response(html: str, status: int = 200) -> Response:
-    return Response(body=html, status_code=status,
+    return Response(body=encodable(html), status_code=status,
                     headers={"Content-Type": HTML_TYPE, "Cache-Control": "no-store"})
 
 

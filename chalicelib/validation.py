@@ -1,13 +1,66 @@
 """Small field validators that collect every problem, so one 422 names all bad fields."""
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import datetime
 from typing import Any, Iterable
 
 from chalicelib import clock
 from chalicelib.errors import ValidationFailed
 
-_CONTROL = {chr(c) for c in range(32) if c not in (9,)} | {"\x7f"}
+# Times an admin may give: anything outside is a typo, and would not survive rendering
+# (years before 1000 are not four digits; Amsterdam before 1937 had an offset of +00:19:32).
+EARLIEST_YEAR, LATEST_YEAR = 2020, 2100
+# Digits as a form sends them: ASCII only ("²".isdigit() is true, int("²") raises).
+_FORM_INTEGER = re.compile(r"-?[0-9]{1,9}")
+# An RFC 2047 encoded word: Python's email package decodes these in headers and writes the
+# result back unquoted, so a name carrying one could add headers or recipients to a mail.
+_ENCODED_WORD = re.compile(r"=\?[^?\s]*\?[bq]\?[^?\s]*\?=", re.IGNORECASE)
+# Format characters allowed in text: the zero-width (non-)joiners that some scripts and emoji need.
+_JOINERS = {"\u200c", "\u200d"}
+_LINE_BREAKS = {"\n", "\r"}
+# What a person's name or organisation never holds: links, addresses, markup.
+_LINK_LIKE = re.compile(
+    r"[a-z][a-z0-9+.-]*://|\bwww\.|@|[<>]|\[url|"
+    r"\b[\w-]+(?:\.[\w-]+)*\.(?:nl|com|org|net|eu|info|io|be|de|biz|xyz|ru|co|uk|app|link|site|online|top|"
+    r"click|shop|club|me|ly|gl|to|tk|cn)\b",
+    re.IGNORECASE)
+
+
+def text_problem(text: str, *, multiline: bool = False) -> str | None:
+    """Why `text` is not plain text we can store, show, mail and export; None when it is.
+
+    Refused: lone surrogates (not Unicode at all), control characters (C0, DEL, C1), line and
+    paragraph separators unless `multiline`, format characters (bidi overrides, zero-width
+    spaces, ...) other than the joiners, private-use characters, and RFC 2047 encoded words."""
+    for ch in text:
+        category = unicodedata.category(ch)
+        if category == "Cs":
+            return "contains characters that are not valid text"
+        if ch in _LINE_BREAKS or category in ("Zl", "Zp"):
+            if multiline and ch in _LINE_BREAKS:
+                continue
+            return "must not contain line breaks"
+        if ch == "\t" and multiline:
+            continue
+        if category == "Cc":
+            return "must not contain control characters"
+        if (category == "Cf" and ch not in _JOINERS) or category == "Co":
+            return "must not contain invisible or formatting characters"
+    if _ENCODED_WORD.search(text):
+        return "must not contain encoded words (=?...?=)"
+    if not any(unicodedata.category(ch)[0] in "LNPS" for ch in text):
+        return "must contain visible characters"
+    return None
+
+
+def clean_text(raw: str, *, multiline: bool = False) -> tuple[str | None, str | None]:
+    """(`raw` normalised to NFC and stripped, None) or (None, the problem)."""
+    problem = text_problem(raw, multiline=multiline)
+    if problem:
+        return None, problem
+    return unicodedata.normalize("NFC", raw).strip(), None
 
 
 class Fields:
@@ -29,7 +82,9 @@ class Fields:
         self.errors.setdefault(name, problem)
 
     def text(self, name: str, *, required: bool = False, max_length: int = 200,
-             multiline: bool = False, value: Any = None) -> str | None:
+             multiline: bool = False, person: bool = False, value: Any = None) -> str | None:
+        """Plain text (see `text_problem`), NFC-normalised and stripped. `person`: a person's
+        or organisation's name, which holds no link, address or markup either."""
         raw = self.payload.get(name) if value is None else value
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if required:
@@ -38,13 +93,18 @@ class Fields:
         if not isinstance(raw, str):
             self.fail(name, "must be a string")
             return None
-        text = raw.strip()
+        if len(raw) > max_length * 4:  # not worth normalising
+            self.fail(name, f"must be at most {max_length} characters")
+            return None
+        text, problem = clean_text(raw, multiline=multiline)
+        if problem:
+            self.fail(name, problem)
+            return None
         if len(text) > max_length:
             self.fail(name, f"must be at most {max_length} characters")
             return None
-        forbidden = _CONTROL - ({"\n", "\r"} if multiline else set())
-        if any(ch in forbidden for ch in text):
-            self.fail(name, "must not contain line breaks or control characters")
+        if person and _LINK_LIKE.search(text):
+            self.fail(name, "must be a name, without links, email addresses or markup")
             return None
         return text
 
@@ -68,7 +128,7 @@ class Fields:
             if required:
                 self.fail(name, "is required")
             return None
-        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        if isinstance(raw, str) and _FORM_INTEGER.fullmatch(raw.strip()):
             raw = int(raw.strip())  # form posts carry numbers as text
         if isinstance(raw, bool) or not isinstance(raw, int):
             self.fail(name, "must be a whole number")
@@ -103,18 +163,28 @@ class Fields:
             self.fail(name, "must be an ISO 8601 time")
             return None
         try:
-            return clock.parse_public(raw)
+            moment = clock.parse_public(raw)
         except ValueError:
             self.fail(name, "must be an ISO 8601 time, like 2027-04-12T19:30:00+02:00")
             return None
+        # The year as written, before any conversion (which could overflow at the edges).
+        if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
+            self.fail(name, f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+            return None
+        return moment
 
     def email(self, name: str, *, required: bool = False, value: Any = None) -> str | None:
         text = self.text(name, required=required, max_length=254, value=value)
         if text is None:
             return None
         from email_validator import EmailNotValidError, validate_email  # lazy: not every path needs it
+        if any(ord(ch) > 127 for ch in text.partition("@")[0]):
+            # The part before the @ needs SMTPUTF8, which SES does not carry: no seat whose
+            # confirmation could never be sent.
+            self.fail(name, "must have only ASCII letters, digits and punctuation before the @")
+            return None
         try:
-            return validate_email(text, check_deliverability=False).normalized
+            return validate_email(text, check_deliverability=False, allow_smtputf8=False).normalized
         except EmailNotValidError:
             self.fail(name, "must be a valid email address")
             return None

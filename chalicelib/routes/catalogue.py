@@ -19,7 +19,7 @@ def meetups():
     request = bp.current_request
     params = request.query_params or {}
     found = catalogue.list_meetups(province=params.get("province"), kind=params.get("kind"),
-                                   upcoming=params.get("upcoming", "").lower() in ("true", "1", "yes"))
+                                   upcoming=params.get("upcoming"))
     if wants_html(request):
         return html_response(rendering.render_page("meetups.html", language(request), meetups=found,
                                                    filters=params))
