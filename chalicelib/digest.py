@@ -652,6 +652,6 @@ def compose_digest(organiser: Organiser, period: Period, window: ActivityWindow,
     message_id = "digest-" + organiser.id + "-" + period.id.replace(":", "-")
     message = mail.compose(TEMPLATE, organiser.language, organiser.email, context, message_id=message_id)
     # One-click unsubscribe (RFC 8058): mail clients POST to the same link as the button.
-    message["List-Unsubscribe"] = f"<{context['unsubscribe_url']}>"
-    message["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    mail.set_plain_header(message, "List-Unsubscribe", f"<{context['unsubscribe_url']}>")  # a link, not encoded
+    mail.set_plain_header(message, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     return message

@@ -11,13 +11,14 @@ retries; nothing here retries by itself.
 """
 from __future__ import annotations
 
+import base64
 import functools
 import os
+import re
 import smtplib
 import tempfile
 from datetime import timedelta
 from email import policy
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import format_datetime, parseaddr
@@ -35,6 +36,23 @@ LANGUAGES = ("nl", "en")
 WITH_INVITATION = frozenset({"registration_confirmed", "registration_promoted"})
 ICS_UID_DOMAIN = "klassen-meetups"
 SMTP_TIMEOUT_SECONDS = 20
+
+
+# Headers we write ourselves (`set_raw`) are sent exactly as written: never re-parsed, so never
+# decoded (Python's email package decodes RFC 2047 encoded words and writes them back unquoted,
+# which would let text from a form add headers or recipients) and never re-encoded (a long
+# List-Unsubscribe URL stays a plain `<https://...>`). We keep their lines short ourselves.
+OUTGOING_POLICY = policy.SMTP.clone(refold_source="none")
+_PLAIN_TEXT = re.compile(r"[\x20-\x7e]*")
+_ATOMS = re.compile(r"[A-Za-z0-9!#$%&'*+/?^_`{|}~ -]*")  # a display name that needs no quoting
+ENCODED_WORD_BYTES = 42  # 56 base64 characters: a word and "Subject: " fit in 78 columns
+
+
+class Outgoing(EmailMessage):
+    """A composed email and the one address it goes to. Backends send to `envelope_recipient`,
+    the stored address, never to whatever the headers say."""
+
+    envelope_recipient: str = ""
 
 
 class MailDeliveryFailed(Exception):
@@ -62,6 +80,61 @@ def _domain(addr: str) -> str:
     return addr.rpartition("@")[2] or ICS_UID_DOMAIN
 
 
+def ascii_address(address: str) -> str:
+    """The address as SMTP and SES carry it: the domain in IDNA (punycode) form. The part
+    before the @ must be ASCII already (sign-up refuses others: they need SMTPUTF8)."""
+    local, _, domain = _one_line(address).rpartition("@")
+    if not local or not domain or not local.isascii() or any(ch in local for ch in "<>,;\"\\ "):
+        raise ValueError("not an address mail can be sent to")
+    if not domain.isascii():
+        import idna
+        domain = idna.encode(domain, uts46=True).decode("ascii")
+    return f"{local}@{domain.lower()}"
+
+
+def _encoded_words(text: str) -> str:
+    """`text` as RFC 2047 base64 encoded words, one per line: whatever `text` holds, nothing of
+    it can be read as header syntax, and a reader shows exactly `text`."""
+    words, chunk = [], b""
+    for ch in text:
+        encoded = ch.encode("utf-8")
+        if chunk and len(chunk) + len(encoded) > ENCODED_WORD_BYTES:
+            words.append(chunk)
+            chunk = b""
+        chunk += encoded
+    words.append(chunk)
+    return "\n ".join(f"=?utf-8?b?{base64.b64encode(word).decode('ascii')}?=" for word in words)
+
+
+def header_text(name: str, text: str) -> str:
+    """An unstructured header value (a subject): as is when it is short printable ASCII with
+    nothing that looks encoded, else encoded words."""
+    text = _one_line(text)
+    if _PLAIN_TEXT.fullmatch(text) and "=?" not in text and len(name) + 2 + len(text) <= 78:
+        return text
+    return _encoded_words(text)
+
+
+def mailbox(display_name: str, address: str) -> str:
+    """`Name <address>`, the name written by us (as is when it is plain atoms, else encoded
+    words), the address on a line of its own."""
+    address = ascii_address(address)
+    display_name = _one_line(display_name)
+    if not display_name:
+        return address
+    if _ATOMS.fullmatch(display_name) and "=?" not in display_name and len(display_name) <= 60:
+        return f"{display_name}\n <{address}>"
+    return f"{_encoded_words(display_name)}\n <{address}>"
+
+
+def set_plain_header(message: EmailMessage, name: str, value: str) -> None:
+    """A header of printable ASCII (a URL, a token), sent exactly as given."""
+    if not _PLAIN_TEXT.fullmatch(value) or len(value) > 900:
+        raise ValueError(f"{name} must be printable ASCII on one line")
+    del message[name]
+    message.set_raw(name, value)
+
+
 def compose(template: str, language: str, recipient: str, context: dict, *,
             message_id: str | None = None) -> EmailMessage:
     """One email of kind `template` (see TEMPLATES) in `language` ("nl" default, "en").
@@ -83,10 +156,13 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     html = env.get_template(f"email/{template}.html").render(values)
 
     sender_name, sender_addr = _sender()
-    message = EmailMessage(policy=policy.SMTP)
-    message["Subject"] = subject
-    message["From"] = Address(display_name=sender_name, addr_spec=sender_addr)
-    message["To"] = Address(display_name=_one_line(context.get("name")), addr_spec=_one_line(recipient))
+    message = Outgoing(policy=OUTGOING_POLICY)
+    message.envelope_recipient = ascii_address(recipient)
+    # Text from data goes into headers only through header_text and mailbox. The recipient's
+    # name is not in To at all: the greeting carries it, and the header needs none.
+    message.set_raw("Subject", header_text("Subject", subject))
+    message.set_raw("From", mailbox(sender_name, sender_addr))
+    message.set_raw("To", message.envelope_recipient)
     message["Date"] = format_datetime(clock.now())
     local = "".join(ch for ch in (message_id or os.urandom(12).hex()) if ch.isalnum() or ch in "-_.")
     message["Message-ID"] = f"<{local}@{_domain(sender_addr)}>"
@@ -122,7 +198,7 @@ def invitation(recipient: str, context: dict, lang: str = "nl") -> bytes:
     sender_name, sender_addr = _sender()
     organizer = vCalAddress(f"mailto:{sender_addr}")
     organizer.params["CN"] = sender_name or "Klassen Meetups"
-    attendee = vCalAddress(f"mailto:{_one_line(recipient)}")
+    attendee = vCalAddress(f"mailto:{ascii_address(recipient)}")
     attendee.params.update({"CN": _one_line(context.get("name")), "PARTSTAT": "ACCEPTED",
                             "ROLE": "REQ-PARTICIPANT", "RSVP": "FALSE"})
     event = Event.new(uid=f"{context['registration_id']}@{ICS_UID_DOMAIN}", summary=meetup["title"],
@@ -158,7 +234,7 @@ class FileBackend:
             fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".eml")
             try:
                 with os.fdopen(fd, "wb") as handle:
-                    handle.write(message.as_bytes(policy=policy.SMTP))
+                    handle.write(message.as_bytes(policy=OUTGOING_POLICY))
                 os.replace(tmp, self.directory / f"{stamp}-{name or os.urandom(6).hex()}.eml")
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
@@ -174,7 +250,7 @@ class SmtpBackend:
     def send(self, message: EmailMessage) -> None:
         try:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                smtp.send_message(message)
+                smtp.send_message(message, from_addr=_sender()[1], to_addrs=[envelope_recipient(message)])
         except smtplib.SMTPResponseException as exc:
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
             raise MailDeliveryFailed(f"SMTP {exc.smtp_code}: {text}", throttled=_is_throttle(text)) from exc
@@ -208,7 +284,8 @@ class SesBackend:
     def send(self, message: EmailMessage) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
         try:
-            self.client.send_raw_email(RawMessage={"Data": message.as_bytes(policy=policy.SMTP)})
+            self.client.send_raw_email(Source=_sender()[1], Destinations=[envelope_recipient(message)],
+                                       RawMessage={"Data": message.as_bytes(policy=OUTGOING_POLICY)})
         except ClientError as exc:
             error = exc.response.get("Error", {})
             code, text = error.get("Code", ""), error.get("Message", "")
@@ -216,6 +293,14 @@ class SesBackend:
             raise MailDeliveryFailed(f"SES {code}: {text}", throttled=throttled) from exc
         except BotoCoreError as exc:
             raise MailDeliveryFailed(f"SES unreachable: {exc}") from exc
+
+
+def envelope_recipient(message: EmailMessage) -> str:
+    """Where a composed message goes: set by `compose`, never read from its headers."""
+    recipient = getattr(message, "envelope_recipient", "")
+    if not recipient:
+        raise ValueError("a message without an envelope recipient; compose it with mail.compose")
+    return recipient
 
 
 def backend_from_settings(settings=None) -> Backend:

@@ -75,21 +75,19 @@ class Outcome:
 def read_sign_up(payload: dict) -> SignUp:
     f = Fields(payload)
     is_bot = bool(payload.get("website"))  # the honeypot: people never see it, bots fill it
-    name = f.text("name", required=True, max_length=200)
+    name = f.text("name", required=True, max_length=200, person=True)
     email = f.email("email", required=True)
     role = f.choice("role", ROLES, required=True)
-    organisation = f.text("organisation")
-    municipality = f.text("municipality")
+    organisation = f.text("organisation", person=True)
+    municipality = f.text("municipality", person=True)
     theme = f.text("theme")
     language = f.choice("language", LANGUAGES, default="nl") or "nl"
     follow_up = f.boolean("follow_up_opt_in")
     if not f.boolean("consent", required=True) and "consent" not in f.errors:
         f.fail("consent", "must be true: the privacy statement has to be accepted")
-    if is_bot:
-        return SignUp(name=name or "", email=email or "", role=role or "other", is_bot=True)
-    f.check()
+    f.check()  # a bot's bad body is refused like anyone's: the honeypot must not be told apart
     return SignUp(name=name, email=email, role=role, organisation=organisation, municipality=municipality,
-                  theme=theme, language=language, follow_up_opt_in=follow_up)
+                  theme=theme, language=language, follow_up_opt_in=follow_up, is_bot=is_bot)
 
 
 def guard_key(email: str) -> str:
@@ -178,7 +176,7 @@ def list_registrations(meetup_id: str) -> list[dict]:
     positions = {rid: n for n, rid in enumerate(read_line(meetup_id), start=1)}
     order = {"confirmed": 0, "waitlisted": 1, "cancelled": 2}
     found.sort(key=lambda r: (order.get(r.status, 3), positions.get(r.id, 0), r.created_at))
-    return [admin_view(r, positions.get(r.id)) for r in found]
+    return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found)
 
 
 # --- records written alongside every change -------------------------------------------------------
@@ -270,16 +268,28 @@ class _MeetupHints:
 hints = _MeetupHints()
 
 
-def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
-    """Register someone: a confirmed seat, else a waitlist place, else 409. Returns None for a bot.
+def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
+    """The honeypot's answer: what a real sign-up would answer, checked the same way (closed,
+    full), with nothing stored or sent. Its manage link is signed like a real one and leads
+    nowhere."""
+    logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup.id})
+    if not _is_open(meetup, now):
+        raise Conflict("Sign-up for this meetup is closed", code="closed")
+    if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
+        return Outcome(registration, created=True)
+    if not meetup.waitlist_enabled:
+        raise Conflict("This meetup is full and has no waitlist", code="full")
+    registration.status = "waitlisted"
+    return Outcome(registration, created=True, position=int(meetup.waitlist_length) + 1)
+
+
+def sign_up(meetup_id: str, payload: dict) -> Outcome:
+    """Register someone: a confirmed seat, else a waitlist place, else 409.
 
     Usually one transaction for a seat, and one more read (the count of those ahead) for a
     waitlist place; a cold process first reads the meetup."""
     signup = read_sign_up(payload)
     meetup = hints.get(meetup_id)
-    if signup.is_bot:
-        logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup_id})
-        return None
     now = clock.now()
     stamp = clock.to_storage(now)
     registration = Registration(
@@ -290,6 +300,8 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome | None:
     registration.sk = REGISTRATION_PREFIX + registration.id
     guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id)
 
+    if signup.is_bot:
+        return _decoy(meetup, registration, now)
     for attempt in range(MAX_ATTEMPTS):
         if not _is_open(meetup, now):
             raise Conflict("Sign-up for this meetup is closed", code="closed")

@@ -246,7 +246,9 @@ def test_ses_backend_sends_the_raw_message():
     from botocore.stub import ANY
     client, stubber = _ses()
     message = mail.compose("registration_confirmed", "nl", RECIPIENT, registration_context())
-    stubber.add_response("send_raw_email", {"MessageId": "ses-1"}, {"RawMessage": {"Data": ANY}})
+    stubber.add_response("send_raw_email", {"MessageId": "ses-1"},
+                         {"Source": "meetups@klassen.example.nl", "Destinations": [RECIPIENT],
+                          "RawMessage": {"Data": ANY}})
     with stubber:
         mail.SesBackend(client=client).send(message)
     stubber.assert_no_pending_responses()
@@ -256,7 +258,8 @@ def test_ses_raw_message_is_the_composed_email():
     client, stubber = _ses()
     message = mail.compose("registration_confirmed", "nl", RECIPIENT, registration_context(), message_id="ses2")
     stubber.add_response("send_raw_email", {"MessageId": "ses-2"},
-                         {"RawMessage": {"Data": message.as_bytes(policy=policy.SMTP)}})
+                         {"Source": "meetups@klassen.example.nl", "Destinations": [RECIPIENT],
+                          "RawMessage": {"Data": message.as_bytes(policy=mail.OUTGOING_POLICY)}})
     with stubber:
         mail.SesBackend(client=client).send(message)
     stubber.assert_no_pending_responses()

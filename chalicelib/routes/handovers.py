@@ -3,7 +3,7 @@ the incoming host accepts through the signed link in their email, anyone reads a
 from chalice import Blueprint
 
 from chalicelib import auth, handover, rendering
-from chalicelib.http import (admin, html_response, is_form_post, json_response, language, parse_body, redirect,
+from chalicelib.http import (admin, html_response, json_response, language, parse_body, redirect,
                              routes, wants_html)
 
 bp = Blueprint(__name__)
@@ -52,7 +52,7 @@ def show(token):
 def accept(token):
     request = bp.current_request
     accepted = handover.accept(token)
-    if is_form_post(request):
+    if wants_html(request):  # a browser's form post: 303 to the page
         return redirect(f"/handovers/{token}?lang={language(request)}")
     return _answer(accepted, token)
 

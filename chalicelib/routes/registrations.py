@@ -1,12 +1,10 @@
 """Routes of sign-up and self-service: the form, sign-up, the manage link, cancellation,
 and the admin's list of registrations."""
-import secrets
-
 from chalice import Blueprint, Response
 
 from chalicelib import catalogue, registration, rendering
 from chalicelib.errors import ValidationFailed
-from chalicelib.http import (admin, html_response, is_form_post, json_response, language, parse_body,
+from chalicelib.http import (admin, encodable, html_response, json_response, language, parse_body,
                              redirect, routes, wants_html)
 
 bp = Blueprint(__name__)
@@ -36,7 +34,7 @@ def privacy():
 @route("/meetups/{meetup_id}/registrations", methods=["POST"])
 def sign_up(meetup_id):
     request = bp.current_request
-    browser = is_form_post(request) or wants_html(request)
+    browser = wants_html(request)  # the contract: `Accept: text/html` is a browser, whatever the body
     payload = parse_body(request)
     lang = payload.get("language") if payload.get("language") in ("nl", "en") else language(request)
     try:
@@ -45,11 +43,6 @@ def sign_up(meetup_id):
         if not browser:
             raise
         return _form_page(meetup_id, lang, values=payload, errors=error.fields, status=422)
-    if outcome is None:  # the honeypot: answered like a success, nothing stored or sent
-        if browser:
-            return redirect(f"/meetups/{meetup_id}/registered?lang={lang}")
-        return json_response({"registration": {"id": secrets.token_urlsafe(12), "meetup_id": meetup_id,
-                                               "status": "confirmed", "waitlist_position": None}}, 201)
     if browser:
         if outcome.created:
             return redirect(f"{outcome.manage_url}?lang={lang}")
@@ -90,7 +83,7 @@ def cancel(token):
     request = bp.current_request
     outcome = registration.cancel(token)
     lang = language(request, outcome.registration.language)
-    if is_form_post(request):
+    if wants_html(request):  # a browser's form post: 303 to the page
         return redirect(f"/registrations/{token}?lang={lang}")
     return _manage_answer(outcome.registration, None, lang)
 
@@ -100,7 +93,7 @@ def admin_registrations(meetup_id):
     request = bp.current_request
     found = registration.list_registrations(meetup_id)
     if (request.query_params or {}).get("format") == "csv":
-        return Response(body=registration.to_csv(found), status_code=200,
+        return Response(body=encodable(registration.to_csv(found)), status_code=200,
                         headers={"Content-Type": "text/csv; charset=utf-8",
                                  "Content-Disposition": f'attachment; filename="registrations-{meetup_id}.csv"'})
     return json_response({"registrations": found})
