@@ -13,6 +13,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.errors import Unauthorized
+from chalicelib.messages import ADMIN_TOKEN_NEEDED
 from chalicelib.models import AdminToken, storage_errors
 from chalicelib.observability import logger
 
@@ -35,7 +36,7 @@ def authenticate(headers) -> str:
     """Returns the admin's name, or raises Unauthorized."""
     token = bearer_token(headers)
     if not token or len(token) > 200:
-        raise Unauthorized("A valid admin token is required: Authorization: Bearer <token>")
+        raise Unauthorized(ADMIN_TOKEN_NEEDED)
     settings = get_settings()
     if settings.admin_token and hmac.compare_digest(token.encode(), settings.admin_token.encode()):
         return "local-admin"
@@ -43,7 +44,7 @@ def authenticate(headers) -> str:
         try:
             record = AdminToken.get(hash_token(token))
         except DoesNotExist:
-            raise Unauthorized("A valid admin token is required: Authorization: Bearer <token>") from None
+            raise Unauthorized(ADMIN_TOKEN_NEEDED) from None
     return record.name
 
 

@@ -6,10 +6,11 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
-from chalicelib import clock
+from chalicelib import clock, messages
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
-from chalicelib.observability import logger
+from chalicelib.messages import Message, problem
 from chalicelib.models import TOUR_LISTING, Meetup, storage_errors
+from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
 KINDS = ("regional", "extra", "follow_up", "final")
@@ -80,12 +81,12 @@ def admin_view(meetup: Meetup) -> dict:
 
 def load(meetup_id: str, *, consistent: bool = False) -> Meetup:
     if not meetup_id or len(meetup_id) > 100:
-        raise NotFound(f"No meetup with id {meetup_id[:100]!r}")
+        raise NotFound(messages.meetup_not_found(meetup_id))
     with storage_errors():
         try:
             return Meetup.get(meetup_id, consistent_read=consistent)
         except DoesNotExist:
-            raise NotFound(f"No meetup with id {meetup_id!r}") from None
+            raise NotFound(messages.meetup_not_found(meetup_id)) from None
 
 
 def get_meetup(meetup_id: str) -> dict:
@@ -99,9 +100,9 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
     fields = Fields({"province": province, "kind": kind, "upcoming": upcoming})
     upcoming = fields.boolean("upcoming")
     if province is not None and normalise_province(province) is None:
-        fields.fail("province", "must be one of: " + ", ".join(PROVINCES))
+        fields.fail("province", "choice", options=", ".join(PROVINCES))
     if kind is not None and kind not in KINDS:  # an empty ?kind= too: it matches no meetup
-        fields.fail("kind", "must be one of: " + ", ".join(KINDS))
+        fields.fail("kind", "choice", options=", ".join(KINDS))
     fields.check()
     range_condition = None
     if upcoming:
@@ -154,7 +155,7 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
         if raw is None:
             values["province"] = None
         elif not isinstance(raw, str) or normalise_province(raw) is None:
-            f.fail("province", "must be one of: " + ", ".join(PROVINCES))
+            f.fail("province", "choice", options=", ".join(PROVINCES))
         else:
             values["province"] = normalise_province(raw)
     if f.has("city"):
@@ -166,7 +167,9 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
         if host is not None:
             unknown = set(host) - {"name", "email"}
             if unknown:
-                f.fail("host", "unknown field: " + ", ".join(sorted(map(str, unknown))))
+                names = ", ".join(sorted(map(str, unknown)))[:200]
+                f.fail("host", Message(f"Alleen name en email kunnen worden opgegeven, niet: {names}.",
+                                       f"Only name and email can be given, not: {names}."))
             values["host_name"] = f.text("host.name", required=True, max_length=200, value=host.get("name") or "",
                                          person=True)
             if "email" in host:
@@ -184,9 +187,9 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
         waitlist = f.mapping("waitlist")
         if waitlist is not None:
             if set(waitlist) - {"enabled", "length"}:
-                f.fail("waitlist", "only `enabled` can be set")
+                f.fail("waitlist", Message("Alleen enabled kan worden ingesteld.", "Only enabled can be set."))
             elif not isinstance(waitlist.get("enabled"), bool):
-                f.fail("waitlist.enabled", "must be true or false")
+                f.fail("waitlist.enabled", "boolean")
             else:
                 values["waitlist_enabled"] = waitlist["enabled"]
     if f.has("status"):
@@ -202,11 +205,11 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
     starts = values.get("starts_at") or (current.starts_at if current else None)
     ends = values.get("ends_at") or (current.ends_at if current else None)
     if starts and ends and clock.from_storage(ends) <= clock.from_storage(starts):
-        raise ValidationFailed({"ends_at": "must be after starts_at"})
+        raise ValidationFailed({"ends_at": problem("after_start", "ends_at")})
     mode = values.get("mode") or (current.mode if current else None)
     city = values["city"] if "city" in values else (current.city if current else None)
     if mode == "in_person" and not city:
-        raise ValidationFailed({"city": "is required for an in-person meetup"})
+        raise ValidationFailed({"city": problem("city_in_person", "city")})
     return values
 
 
@@ -236,7 +239,8 @@ def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = F
             meetup.save(condition=Meetup.id.does_not_exist())
         except PutError as exc:
             if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise Conflict(f"A meetup with id {meetup.id!r} exists already", code="exists") from exc
+                raise Conflict(Message(f"Er is al een meetup met id {meetup.id!r}.", f"A meetup with id {meetup.id!r} exists already."),
+                               code="exists") from exc
             raise
     logger.info("meetup created", extra={"meetup_id": meetup.id, "kind": meetup.kind})
     return meetup
@@ -262,7 +266,7 @@ def update_meetup(meetup_id: str, payload: dict) -> Meetup:
                 meetup.update(actions=actions, condition=Meetup.id.exists())
             except UpdateError as exc:
                 if exc.cause_response_code == "ConditionalCheckFailedException":
-                    raise NotFound(f"No meetup with id {meetup_id!r}") from exc
+                    raise NotFound(messages.meetup_not_found(meetup_id)) from exc
                 raise
     logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
                                          (["capacity"] if capacity is not None else [])})

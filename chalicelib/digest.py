@@ -53,6 +53,7 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 from chalicelib import catalogue, clock, rendering, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
+from chalicelib.messages import Message
 from chalicelib.models import Activity, Meetup, Organiser, storage_errors
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
@@ -122,18 +123,18 @@ def _subscription_id(email: str, scope_kind: str, scope_value: str | None, frequ
 def _read_scope(f: Fields) -> tuple[str, str | None]:
     raw = f.payload.get("scope")
     if raw is None or raw == "":
-        f.fail("scope", 'is required: "all", {"province": "..."} or {"meetup_id": "..."}')
+        f.fail("scope", "required")
         return "all", None
     if raw == "all":
         return "all", None
     if not isinstance(raw, dict) or len(raw) != 1 or next(iter(raw)) not in ("province", "meetup_id"):
-        f.fail("scope", 'must be "all", {"province": "..."} or {"meetup_id": "..."}')
+        f.fail("scope", "choice", options='"all", {"province": "..."}, {"meetup_id": "..."}')
         return "all", None
     if "province" in raw:
         value = raw["province"]
         province = catalogue.normalise_province(value) if isinstance(value, str) else None
         if province is None:
-            f.fail("scope.province", "must be one of: " + ", ".join(catalogue.PROVINCES))
+            f.fail("scope.province", "choice", options=", ".join(catalogue.PROVINCES))
         return "province", province
     meetup_id = f.text("scope.meetup_id", required=True, max_length=100, value=raw["meetup_id"] or "")
     if meetup_id is not None:
@@ -141,7 +142,7 @@ def _read_scope(f: Fields) -> tuple[str, str | None]:
             try:
                 Meetup.get(meetup_id)
             except DoesNotExist:
-                f.fail("scope.meetup_id", "is not the id of a meetup")
+                f.fail("scope.meetup_id", Message("Er is geen meetup met dit id.", "There is no meetup with this id."))
     return "meetup", meetup_id
 
 

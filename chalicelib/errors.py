@@ -1,5 +1,8 @@
-"""The service's domain errors: one small hierarchy, mapped to HTTP in one place (`http.error_response`)."""
+"""The service's domain errors: one small hierarchy, mapped to HTTP in one place (`http.error_response`).
+Messages are `chalicelib.messages.Message` pairs (Dutch, English) where people read them."""
 from __future__ import annotations
+
+from chalicelib.messages import Message, invalid_fields, text
 
 
 class DomainError(Exception):
@@ -8,18 +11,23 @@ class DomainError(Exception):
     status = 400
     code = "bad_request"
 
-    def __init__(self, message: str, *, code: str | None = None, fields: dict[str, str] | None = None):
-        super().__init__(message)
+    def __init__(self, message: Message | str, *, code: str | None = None,
+                 fields: dict[str, Message | str] | None = None):
+        super().__init__(str(message))
         self.message = message
         if code:
             self.code = code
         self.fields = fields or {}
 
-    def body(self) -> dict:
-        body = {"error": self.code, "message": self.message}
+    def body(self, lang: str = "nl") -> dict:
+        """The contract's error body, its texts in `lang` (Dutch unless asked otherwise)."""
+        body = {"error": self.code, "message": text(self.message, lang)}
         if self.fields:
-            body["fields"] = self.fields
+            body["fields"] = self.field_messages(lang)
         return body
+
+    def field_messages(self, lang: str = "nl") -> dict[str, str]:
+        return {name: text(problem, lang) for name, problem in self.fields.items()}
 
 
 class MalformedRequest(DomainError):
@@ -36,9 +44,8 @@ class ValidationFailed(DomainError):
     status = 422
     code = "invalid"
 
-    def __init__(self, fields: dict[str, str], message: str | None = None):
-        names = ", ".join(sorted(fields))
-        super().__init__(message or f"Invalid fields: {names}", fields=fields)
+    def __init__(self, fields: dict[str, Message | str], message: Message | str | None = None):
+        super().__init__(message or invalid_fields(fields), fields=fields)
 
 
 class NotFound(DomainError):

@@ -27,9 +27,10 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import catalogue, clock, tokens
+from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
+from chalicelib.messages import Message
 from chalicelib.models import (REGISTRATION_PREFIX, Activity, AuditEntry, Handover, Meetup, OutboxMessage,
                                Registration, Transaction, TransactionCancelled, retry_pause, storage_errors)
 from chalicelib.observability import logger
@@ -120,7 +121,7 @@ def load(from_meetup_id: str) -> Handover:
     handover = _load(from_meetup_id)
     if handover is None:
         catalogue.load(from_meetup_id)  # an unknown meetup says so
-        raise NotFound(f"Meetup {from_meetup_id!r} has not been handed over")
+        raise NotFound(Message(f"Meetup {from_meetup_id!r} is niet overgedragen.", f"Meetup {from_meetup_id!r} has not been handed over."))
     return handover
 
 
@@ -128,7 +129,7 @@ def _by_token(token: str) -> Handover:
     from_meetup_id, handover_id = tokens.verify(PURPOSE, token, 2)
     handover = _load(from_meetup_id)
     if handover is None or handover.id != handover_id:
-        raise NotFound("This link is not valid")
+        raise NotFound(messages.LINK_INVALID)
     return handover
 
 
@@ -155,19 +156,22 @@ def _read(outgoing: Meetup, payload: dict, *, now: datetime, meetup_id: str | No
     The meetup fields are catalogue's (one set of rules); one 422 names every problem."""
     f = Fields(payload, allowed=FIELDS)
     if outgoing.state == "cancelled":
-        f.fail("meetup", "is cancelled: a cancelled meetup cannot be handed over")
+        f.fail("meetup", Message("Deze meetup gaat niet door en kan niet worden overgedragen.",
+                                 "This meetup is cancelled: a cancelled meetup cannot be handed over."))
     city = f.text("city", required=True, max_length=100)
     f.text("host_name", required=True, max_length=200, person=True)
     f.email("host_email", required=True)
     starts = f.moment("starts_at", required=True)
     if city and outgoing.city and _same_city(city, outgoing.city):
-        f.fail("city", f"must differ from the outgoing meetup's city ({outgoing.city})")
+        f.fail("city", Message(f"De vervolgmeetup moet in een andere plaats zijn dan {outgoing.city}.",
+                               f"The follow-up must be in another city than {outgoing.city}."))
     if starts is not None:
         if clock.to_storage(starts) <= outgoing.starts_at:
-            f.fail("starts_at", "must be after the start of the outgoing meetup "
-                                f"({clock.to_public(outgoing.starts_at)})")
+            shown = clock.to_public(outgoing.starts_at)
+            f.fail("starts_at", Message(f"De begintijd moet na de begintijd van de huidige meetup ({shown}) liggen.",
+                                        f"The start time must be after the start of the outgoing meetup ({shown})."))
         elif starts <= now:
-            f.fail("starts_at", "must be in the future")
+            f.fail("starts_at", Message("De begintijd moet in de toekomst liggen.", "The start time must be in the future."))
 
     title = payload.get("title")
     if title is None or (isinstance(title, str) and not title.strip()):
@@ -314,11 +318,12 @@ def _idempotent(from_meetup_id: str, payload: dict, key: str, *, actor: str, lam
         raise IdempotencyKeyReused({"Idempotency-Key": "was used before with a different request body"},
                                    "This Idempotency-Key was used for a different request; use a new key") from None
     except IdempotencyAlreadyInProgressError:
-        raise Conflict("A request with this Idempotency-Key is still running; try again in a moment",
+        raise Conflict(Message("Een verzoek met deze Idempotency-Key loopt nog; probeer het zo nog eens.",
+                               "A request with this Idempotency-Key is still running; try again in a moment."),
                        code="idempotency_in_progress") from None
     except IdempotencyError as exc:
         logger.warning("idempotency store failed", exc_info=exc)
-        raise ServiceUnavailable("The database did not answer; please try again") from exc
+        raise ServiceUnavailable(messages.DATABASE_DOWN) from exc
 
 
 def _run_request(*, request: dict, actor: str, meetup_id: str | None, demo: bool) -> dict:
@@ -354,7 +359,8 @@ def _hand_over(from_meetup_id: str, payload: dict, *, actor: str, request_key: s
             if cancelled.failed("handover"):
                 return _handed_over_already(outgoing.id, request_key)
             if cancelled.failed("meetup") and meetup_id:
-                raise Conflict(f"A meetup with id {meetup_id!r} exists already", code="exists") from cancelled
+                raise Conflict(Message(f"Er is al een meetup met id {meetup_id!r}.", f"A meetup with id {meetup_id!r} exists already."),
+                               code="exists") from cancelled
             if cancelled.failed("outgoing"):  # changed meanwhile: validate against what it is now
                 outgoing = catalogue.load(from_meetup_id, consistent=True)
                 continue
@@ -366,7 +372,7 @@ def _hand_over(from_meetup_id: str, payload: dict, *, actor: str, request_key: s
         outbox.dispatch(mails)
         _invite_safely(handover, outgoing, follow_up)
         return _created_body(handover, follow_up)
-    raise ServiceUnavailable("The meetup is very busy; please try again")
+    raise ServiceUnavailable(messages.BUSY)
 
 
 def _handed_over_already(from_meetup_id: str, request_key: str | None) -> dict:
@@ -374,7 +380,8 @@ def _handed_over_already(from_meetup_id: str, request_key: str | None) -> dict:
     existing = _load(from_meetup_id)
     if existing is not None and request_key and existing.request_key == request_key:
         return _created_body(existing, catalogue.load(existing.to_meetup_id, consistent=True))
-    raise Conflict(f"Meetup {from_meetup_id!r} has been handed over already", code="already_handed_over")
+    raise Conflict(Message(f"Meetup {from_meetup_id!r} is al overgedragen.", f"Meetup {from_meetup_id!r} has been handed over already."),
+                   code="already_handed_over")
 
 
 # --- invitations to the follow-up ------------------------------------------------------------------
@@ -513,7 +520,8 @@ def complete(from_meetup_id: str, *, actor: str) -> dict:
     now = clock.now()
     if handover.status == "accepted":
         if outgoing.state == "cancelled":
-            raise Conflict("The outgoing meetup was cancelled: it did not take place", code="outgoing_cancelled")
+            raise Conflict(Message("De huidige meetup ging niet door.", "The outgoing meetup was cancelled: it did not take place."),
+                           code="outgoing_cancelled")
         if not _taken_place(outgoing, now):
             raise Conflict(f"The outgoing meetup ends at {clock.to_public(outgoing.ends_at)}; a handover is "
                            "completed after it has taken place", code="not_taken_place")

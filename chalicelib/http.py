@@ -45,8 +45,20 @@ def is_form_post(request) -> bool:
 
 
 def language(request, default: str = "nl") -> str:
+    """`?lang=` when given, else `default` (Dutch first)."""
     lang = (request.query_params or {}).get("lang")
     return lang if lang in ("nl", "en") else default
+
+
+def message_language(request) -> str:
+    """The language of an error's texts: `?lang=`, else English only for a client whose
+    Accept-Language prefers English over Dutch; Dutch otherwise."""
+    lang = (request.query_params or {}).get("lang")
+    if lang in ("nl", "en"):
+        return lang
+    accept = _header(request, "accept-language").lower()
+    english, dutch = accept.find("en"), accept.find("nl")
+    return "en" if english != -1 and (dutch == -1 or english < dutch) else "nl"
 
 
 def parse_body(request) -> dict[str, Any]:
@@ -128,9 +140,9 @@ def error_response(error: DomainError, *, html: bool = False, lang: str = "nl") 
     """The one mapping from domain errors to HTTP."""
     if html:
         from chalicelib import rendering
-        return html_response(rendering.render_page("error.html", lang, error=error.body(),
+        return html_response(rendering.render_page("error.html", lang, error=error.body(lang),
                                                    status=error.status), error.status)
-    return json_response(error.body(), error.status)
+    return json_response(error.body(lang), error.status)
 
 
 def correlation_id(request) -> str:
@@ -161,7 +173,9 @@ def routes(blueprint):
                 except DomainError as error:
                     logger.info("request refused", extra={"path": request.path, "status": error.status,
                                                           "error": error.code})
-                    return error_response(error, html=wants_html(request), lang=language(request))
+                    html = wants_html(request)
+                    return error_response(error, html=html,
+                                          lang=language(request) if html else message_language(request))
                 except Exception:  # the last guard: log it, answer a plain 500
                     logger.exception("unhandled error", extra={"path": request.path})
                     return json_response({"error": "internal", "message": "An internal error occurred"}, 500)

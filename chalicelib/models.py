@@ -276,8 +276,9 @@ class _StorageErrors:
     def __exit__(self, exc_type, exc, tb):
         from pynamodb.exceptions import PynamoDBException
         from chalicelib.errors import ServiceUnavailable
+        from chalicelib.messages import DATABASE_DOWN
         if exc is not None and isinstance(exc, PynamoDBException):
-            raise ServiceUnavailable("The database did not answer; please try again") from exc
+            raise ServiceUnavailable(DATABASE_DOWN) from exc
         return False
 
 
@@ -338,7 +339,8 @@ class Transaction:
             if reasons or exc.cause_response_code == "TransactionCanceledException":
                 raise TransactionCancelled(reasons) from exc
             from chalicelib.errors import ServiceUnavailable
-            raise ServiceUnavailable("The database did not answer; please try again") from exc
+            from chalicelib.messages import DATABASE_DOWN
+            raise ServiceUnavailable(DATABASE_DOWN) from exc
 
 
 def retry_pause(attempt: int) -> None:

@@ -25,7 +25,7 @@ from datetime import timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalogue, clock, tokens
+from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
@@ -83,8 +83,8 @@ def read_sign_up(payload: dict) -> SignUp:
     theme = f.text("theme")
     language = f.choice("language", LANGUAGES, default="nl") or "nl"
     follow_up = f.boolean("follow_up_opt_in")
-    if not f.boolean("consent", required=True) and "consent" not in f.errors:
-        f.fail("consent", "must be true: the privacy statement has to be accepted")
+    if not f.boolean("consent") and "consent" not in f.errors:
+        f.fail("consent", "consent")
     f.check()  # a bot's bad body is refused like anyone's: the honeypot must not be told apart
     return SignUp(name=name, email=email, role=role, organisation=organisation, municipality=municipality,
                   theme=theme, language=language, follow_up_opt_in=follow_up, is_bot=is_bot)
@@ -122,7 +122,7 @@ def _load_registration(meetup_id: str, registration_id: str) -> Registration:
         try:
             return Registration.get(meetup_id, REGISTRATION_PREFIX + registration_id, consistent_read=True)
         except DoesNotExist:
-            raise NotFound("This link is not valid") from None
+            raise NotFound(messages.LINK_INVALID) from None
 
 
 def read_line(meetup_id: str) -> list[str]:
@@ -274,11 +274,11 @@ def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
     nowhere."""
     logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup.id})
     if not _is_open(meetup, now):
-        raise Conflict("Sign-up for this meetup is closed", code="closed")
+        raise Conflict(messages.CLOSED, code="closed")
     if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
         return Outcome(registration, created=True)
     if not meetup.waitlist_enabled:
-        raise Conflict("This meetup is full and has no waitlist", code="full")
+        raise Conflict(messages.FULL, code="full")
     registration.status = "waitlisted"
     return Outcome(registration, created=True, position=int(meetup.waitlist_length) + 1)
 
@@ -304,7 +304,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
         return _decoy(meetup, registration, now)
     for attempt in range(MAX_ATTEMPTS):
         if not _is_open(meetup, now):
-            raise Conflict("Sign-up for this meetup is closed", code="closed")
+            raise Conflict(messages.CLOSED, code="closed")
         unchanged = (Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
         tx = Transaction()
         if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
@@ -321,7 +321,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
             tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line.set((Waitlist.line | []).append([registration.id]))])
             activity, template = "waitlisted", "registration_waitlisted"
         else:
-            raise Conflict("This meetup is full and has no waitlist", code="full")
+            raise Conflict(messages.FULL, code="full")
         position_hint = meetup.waitlist_length + 1 if registration.status == "waitlisted" else None
         mail = _mail(template, meetup, registration, position_hint)
         tx.put("guard", guard, EmailGuard.sk.does_not_exist(), return_old=True)
@@ -334,7 +334,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
             if cancelled.failed("guard"):
                 return _existing(meetup.id, cancelled.old_item("guard"))
             if cancelled.failed("registration") or cancelled.failed("mail"):
-                raise ServiceUnavailable("Please try again") from cancelled  # a random id collided
+                raise ServiceUnavailable(messages.TRY_AGAIN) from cancelled  # a random id collided
             meetup = hints.put(_fresh(meetup_id, cancelled, attempt))
             continue
         _note_committed(meetup, registration)
@@ -347,7 +347,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
                                                      "attempts": attempt + 1})
         _deliver([mail])
         return Outcome(registration, created=True, position=position, mail=[mail])
-    raise ServiceUnavailable("Too many sign-ups at once for this meetup; please try again")
+    raise ServiceUnavailable(messages.BUSY)
 
 
 def _note_committed(meetup: Meetup, registration: Registration) -> None:
@@ -359,7 +359,7 @@ def _existing(meetup_id: str, raw_guard: dict | None) -> Outcome:
     """The same address already holds a place here: answer with that registration, change nothing."""
     registration_id = (raw_guard or {}).get("registration_id", {}).get("S")
     if not registration_id:
-        raise ServiceUnavailable("Please try again")
+        raise ServiceUnavailable(messages.TRY_AGAIN)
     registration = _load_registration(meetup_id, registration_id)
     return Outcome(registration, created=False, position=waitlist_position(registration))
 
@@ -419,7 +419,7 @@ def cancel(token: str) -> Outcome:
         mails = []
         if was == "waitlisted":
             if registration.id not in line:
-                raise ServiceUnavailable("Please try again")
+                raise ServiceUnavailable(messages.TRY_AGAIN)
             index = line.index(registration.id)
             tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line[index].remove()],
                       Waitlist.line[index] == registration.id)

@@ -9,6 +9,7 @@ import hmac
 
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
+from chalicelib.messages import LINK_INVALID
 
 
 @functools.lru_cache(maxsize=1)
@@ -41,7 +42,7 @@ def sign(purpose: str, *parts: str) -> str:
 
 def verify(purpose: str, token: str, count: int) -> list[str]:
     """The parts of a valid token; a tampered, foreign or malformed token is 404 (nothing to see)."""
-    not_found = NotFound("This link is not valid")
+    not_found = NotFound(LINK_INVALID)
     if not token or len(token) > 400 or token.count(".") != 1:
         raise not_found
     payload_text, mac_text = token.split(".")

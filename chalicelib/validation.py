@@ -1,4 +1,5 @@
-"""Small field validators that collect every problem, so one 422 names all bad fields."""
+"""Small field validators that collect every problem, so one 422 names all bad fields, each
+with a Dutch and an English message (`chalicelib.messages`)."""
 from __future__ import annotations
 
 import re
@@ -8,6 +9,7 @@ from typing import Any, Iterable
 
 from chalicelib import clock
 from chalicelib.errors import ValidationFailed
+from chalicelib.messages import Message, problem as message_for
 
 # Times an admin may give: anything outside is a typo, and would not survive rendering
 # (years before 1000 are not four digits; Amsterdam before 1937 had an offset of +00:19:32).
@@ -29,7 +31,8 @@ _LINK_LIKE = re.compile(
 
 
 def text_problem(text: str, *, multiline: bool = False) -> str | None:
-    """Why `text` is not plain text we can store, show, mail and export; None when it is.
+    """Why `text` is not plain text we can store, show, mail and export (a problem code of
+    `chalicelib.messages`); None when it is.
 
     Refused: lone surrogates (not Unicode at all), control characters (C0, DEL, C1), line and
     paragraph separators unless `multiline`, format characters (bidi overrides, zero-width
@@ -37,26 +40,26 @@ def text_problem(text: str, *, multiline: bool = False) -> str | None:
     for ch in text:
         category = unicodedata.category(ch)
         if category == "Cs":
-            return "contains characters that are not valid text"
+            return "not_unicode"
         if ch in _LINE_BREAKS or category in ("Zl", "Zp"):
             if multiline and ch in _LINE_BREAKS:
                 continue
-            return "must not contain line breaks"
+            return "line_break"
         if ch == "\t" and multiline:
             continue
         if category == "Cc":
-            return "must not contain control characters"
+            return "control"
         if (category == "Cf" and ch not in _JOINERS) or category == "Co":
-            return "must not contain invisible or formatting characters"
+            return "invisible"
     if _ENCODED_WORD.search(text):
-        return "must not contain encoded words (=?...?=)"
+        return "encoded_word"
     if not any(unicodedata.category(ch)[0] in "LNPS" for ch in text):
-        return "must contain visible characters"
+        return "not_visible"
     return None
 
 
 def clean_text(raw: str, *, multiline: bool = False) -> tuple[str | None, str | None]:
-    """(`raw` normalised to NFC and stripped, None) or (None, the problem)."""
+    """(`raw` normalised to NFC and stripped, None) or (None, the problem code)."""
     problem = text_problem(raw, multiline=multiline)
     if problem:
         return None, problem
@@ -68,17 +71,21 @@ class Fields:
 
     def __init__(self, payload: dict, *, allowed: Iterable[str] | None = None):
         if not isinstance(payload, dict):
-            raise ValidationFailed({"body": "must be a JSON object"})
+            raise ValidationFailed({"body": message_for("object", "body")})
         self.payload = payload
-        self.errors: dict[str, str] = {}
+        self.errors: dict[str, Message] = {}
         if allowed is not None:
             for name in set(payload) - set(allowed):
-                self.errors[str(name)[:100]] = "unknown field"
+                self.fail(str(name)[:100], "unknown_field")
 
     def has(self, name: str) -> bool:
         return name in self.payload
 
-    def fail(self, name: str, problem: str) -> None:
+    def fail(self, name: str, problem: str | Message, **params) -> None:
+        """Note a problem with field `name`: a code of `chalicelib.messages.PROBLEMS` (with its
+        parameters) or a ready Message. The first problem of a field is the one reported."""
+        if not isinstance(problem, Message):
+            problem = message_for(problem, name, **params)
         self.errors.setdefault(name, problem)
 
     def text(self, name: str, *, required: bool = False, max_length: int = 200,
@@ -88,23 +95,23 @@ class Fields:
         raw = self.payload.get(name) if value is None else value
         if raw is None or (isinstance(raw, str) and not raw.strip()):
             if required:
-                self.fail(name, "is required")
+                self.fail(name, "required")
             return None
         if not isinstance(raw, str):
-            self.fail(name, "must be a string")
+            self.fail(name, "not_text")
             return None
         if len(raw) > max_length * 4:  # not worth normalising
-            self.fail(name, f"must be at most {max_length} characters")
+            self.fail(name, "too_long", maximum=max_length)
             return None
         text, problem = clean_text(raw, multiline=multiline)
         if problem:
             self.fail(name, problem)
             return None
         if len(text) > max_length:
-            self.fail(name, f"must be at most {max_length} characters")
+            self.fail(name, "too_long", maximum=max_length)
             return None
         if person and _LINK_LIKE.search(text):
-            self.fail(name, "must be a name, without links, email addresses or markup")
+            self.fail(name, "not_a_name")
             return None
         return text
 
@@ -113,11 +120,11 @@ class Fields:
         raw = self.payload.get(name)
         if raw is None or raw == "":
             if required:
-                self.fail(name, "is required")
+                self.fail(name, "required")
             return default
         options = list(options)
         if raw not in options:
-            self.fail(name, "must be one of: " + ", ".join(options))
+            self.fail(name, "choice", options=", ".join(options))
             return None
         return raw
 
@@ -126,15 +133,15 @@ class Fields:
         raw = self.payload.get(name)
         if raw is None:
             if required:
-                self.fail(name, "is required")
+                self.fail(name, "required")
             return None
         if isinstance(raw, str) and _FORM_INTEGER.fullmatch(raw.strip()):
             raw = int(raw.strip())  # form posts carry numbers as text
         if isinstance(raw, bool) or not isinstance(raw, int):
-            self.fail(name, "must be a whole number")
+            self.fail(name, "whole_number")
             return None
         if not minimum <= raw <= maximum:
-            self.fail(name, f"must be between {minimum} and {maximum}")
+            self.fail(name, "between", minimum=minimum, maximum=maximum)
             return None
         return raw
 
@@ -142,7 +149,7 @@ class Fields:
         raw = self.payload.get(name)
         if raw is None or raw == "":
             if required:
-                self.fail(name, "is required")
+                self.fail(name, "required")
             return default
         if isinstance(raw, bool):
             return raw
@@ -150,26 +157,26 @@ class Fields:
             return True
         if isinstance(raw, str) and raw.lower() in ("false", "off", "0", "no", "nee"):
             return False
-        self.fail(name, "must be true or false")
+        self.fail(name, "boolean")
         return default
 
     def moment(self, name: str, *, required: bool = False) -> datetime | None:
         raw = self.payload.get(name)
         if raw is None or raw == "":
             if required:
-                self.fail(name, "is required")
+                self.fail(name, "required")
             return None
         if not isinstance(raw, str):
-            self.fail(name, "must be an ISO 8601 time")
+            self.fail(name, "time")
             return None
         try:
             moment = clock.parse_public(raw)
         except ValueError:
-            self.fail(name, "must be an ISO 8601 time, like 2027-04-12T19:30:00+02:00")
+            self.fail(name, "time")
             return None
         # The year as written, before any conversion (which could overflow at the edges).
         if not EARLIEST_YEAR <= moment.year <= LATEST_YEAR:
-            self.fail(name, f"must be between {EARLIEST_YEAR} and {LATEST_YEAR}")
+            self.fail(name, "year_between", minimum=EARLIEST_YEAR, maximum=LATEST_YEAR)
             return None
         return moment
 
@@ -181,18 +188,18 @@ class Fields:
         if any(ord(ch) > 127 for ch in text.partition("@")[0]):
             # The part before the @ needs SMTPUTF8, which SES does not carry: no seat whose
             # confirmation could never be sent.
-            self.fail(name, "must have only ASCII letters, digits and punctuation before the @")
+            self.fail(name, "email_ascii")
             return None
         try:
             return validate_email(text, check_deliverability=False, allow_smtputf8=False).normalized
         except EmailNotValidError:
-            self.fail(name, "must be a valid email address")
+            self.fail(name, "email")
             return None
 
     def url(self, name: str, *, required: bool = False) -> str | None:
         text = self.text(name, required=required, max_length=500)
         if text is not None and not text.startswith(("https://", "http://")):
-            self.fail(name, "must be an http(s) URL")
+            self.fail(name, "url")
             return None
         return text
 
@@ -200,10 +207,10 @@ class Fields:
         raw = self.payload.get(name)
         if raw is None:
             if required:
-                self.fail(name, "is required")
+                self.fail(name, "required")
             return None
         if not isinstance(raw, dict):
-            self.fail(name, "must be an object")
+            self.fail(name, "object")
             return None
         return raw
 

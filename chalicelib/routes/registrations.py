@@ -42,7 +42,7 @@ def sign_up(meetup_id):
     except ValidationFailed as error:
         if not browser:
             raise
-        return _form_page(meetup_id, lang, values=payload, errors=error.fields, status=422)
+        return _form_page(meetup_id, lang, values=payload, errors=error.field_messages(lang), status=422)
     if browser:
         if outcome.created:
             return redirect(f"{outcome.manage_url}?lang={lang}")
