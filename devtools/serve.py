@@ -25,8 +25,9 @@ class RushReadyHTTPServer(socketserver.ThreadingMixIn, HTTPServer):
     allow_reuse_address = True
 
 
-# The methods the gateway knows (answered 405 where a path lacks them); any other is a 501.
-KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+# The methods of HTTP itself (RFC 9110, PATCH, and the newer QUERY): answered 405 with `Allow` where a path lacks
+# them. Any other method is a 501.
+KNOWN_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "QUERY")
 # The contract's error codes for the gateway's own answers.
 ERROR_CODES = {400: "malformed_request", 404: "not_found", 405: "method_not_allowed", 411: "length_required",
                413: "body_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
@@ -131,7 +132,7 @@ class ContractRequestHandler(ChaliceRequestHandler):
         # BaseHTTPRequestHandler answers a method without a `do_` handler with an HTML 501 that
         # closes the connection; here it is a JSON 501 that keeps it.
         if name.startswith("do_"):
-            return self._not_implemented
+            return self._generic_handle if name[3:] in KNOWN_METHODS else self._not_implemented
         raise AttributeError(name)
 
     def _not_implemented(self) -> None:
