@@ -1,13 +1,14 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import catalogue, digests, handovers, registrations
+from chalicelib.routes import catalogue, digests, handovers, meta, registrations
 
 app = Chalice(app_name="klassen-meetups")
 app.register_blueprint(catalogue.bp)
 app.register_blueprint(registrations.bp)
 app.register_blueprint(digests.bp)
 app.register_blueprint(handovers.bp)
+app.register_blueprint(meta.bp)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
