@@ -10,6 +10,8 @@ from urllib.parse import parse_qs
 from chalice import Response
 
 from chalicelib.errors import DomainError, MalformedRequest, UnsupportedMediaType
+from chalicelib.messages import Message
+from chalicelib.validation import FormBody
 
 MAX_BODY_BYTES = 64 * 1024
 # No body the service takes is more than three levels deep; anything far deeper is not meant
@@ -75,7 +77,7 @@ def parse_body(request) -> dict[str, Any]:
                               max_num_fields=100, encoding="utf-8", errors="surrogateescape")
         except (UnicodeDecodeError, ValueError) as exc:
             raise MalformedRequest("The form body could not be read as form data") from exc
-        return {name: values[-1] for name, values in fields.items()}
+        return FormBody((name, values[-1]) for name, values in fields.items())
     if content_type in (JSON_TYPE, "") or content_type.endswith("+json"):
         if not raw.strip():
             raise MalformedRequest("The request body is empty; a JSON object is expected")
@@ -91,8 +93,9 @@ def parse_body(request) -> dict[str, Any]:
             raise MalformedRequest(f"The JSON body is nested more than {MAX_JSON_DEPTH} levels deep",
                                    code="too_deep")
         return body
-    raise UnsupportedMediaType(
-        f"Content-Type {content_type!r} is not supported; use application/json or {FORM_TYPE}")
+    raise UnsupportedMediaType(  # the request's own header is not repeated back
+        Message(f"Dit soort inhoud kennen we niet; gebruik application/json of {FORM_TYPE}.",
+                f"This Content-Type is not supported; use application/json or {FORM_TYPE}."))
 
 
 def _refuse_constant(name: str):

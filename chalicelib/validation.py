@@ -66,6 +66,10 @@ def clean_text(raw: str, *, multiline: bool = False) -> tuple[str | None, str | 
     return unicodedata.normalize("NFC", raw).strip(), None
 
 
+class FormBody(dict):
+    """The fields of a form post: every value is text, so numbers come as digit strings."""
+
+
 class Fields:
     """Reads fields from a parsed body; problems are gathered and raised together by `check()`."""
 
@@ -73,6 +77,7 @@ class Fields:
         if not isinstance(payload, dict):
             raise ValidationFailed({"body": message_for("object", "body")})
         self.payload = payload
+        self.form = isinstance(payload, FormBody)
         self.errors: dict[str, Message] = {}
         if allowed is not None:
             for name in set(payload) - set(allowed):
@@ -135,8 +140,8 @@ class Fields:
             if required:
                 self.fail(name, "required")
             return None
-        if isinstance(raw, str) and _FORM_INTEGER.fullmatch(raw.strip()):
-            raw = int(raw.strip())  # form posts carry numbers as text
+        if self.form and isinstance(raw, str) and _FORM_INTEGER.fullmatch(raw.strip()):
+            raw = int(raw.strip())  # form posts carry numbers as text; JSON has integers
         if isinstance(raw, bool) or not isinstance(raw, int):
             self.fail(name, "whole_number")
             return None
