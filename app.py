@@ -15,7 +15,11 @@ def retry_outbox(event):
     """Sends what a request could not: the outbox retry (EventBridge delivers at least once;
     each message is claimed before it is sent)."""
     from chalicelib import outbox
-    return outbox.deliver_due()
+    from chalicelib.observability import emit_metric
+    result = outbox.deliver_due()
+    # The alarm on the outbox backlog (infra/resources.json) reads this metric every minute.
+    emit_metric("OutboxBacklogAgeSeconds", outbox.backlog_age_seconds(), "Seconds")
+    return result
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

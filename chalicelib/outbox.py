@@ -379,6 +379,15 @@ def _claim(msg: OutboxMessage, now: datetime) -> str | None:
         raise
 
 
+def backlog_age_seconds(now: datetime | None = None) -> float:
+    """How long the oldest due message has been due (0 when none is): one Query of `by_due`."""
+    now = now or clock.now()
+    oldest = next(iter(OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= clock.stamp(now), limit=1)), None)
+    if oldest is None:
+        return 0.0
+    return max(0.0, (now - clock.from_storage(oldest.next_attempt_at)).total_seconds())
+
+
 def deliver_due(limit: int = 100, *, now: datetime | None = None,
                 backend: mail.Backend | None = None) -> dict[str, int]:
     """The scheduled retry (every minute): claim and send up to `limit` due messages, oldest
