@@ -21,12 +21,13 @@
    sources' timestamps in the zip. They are made by this interpreter, which is also the version
    Chalice chose as the Lambda runtime (python3.X follows the packaging interpreter).
 
-Why every function gets the role and the environment, including functions added later
-(@app.schedule, @app.on_dynamodb_record), while no function is named here or in infra/:
-* Role: Chalice gives every function the one role it generates, `DefaultRole`.
-  infra/resources.json replaces that role's trust and policy documents with least-privilege ones
-  (lists are replaced by the merge, not appended to). A function given its own `iam_role_arn` or
-  `iam_policy_file` in .chalice/config.json would get another role: `check_template` refuses it.
+Roles and environment:
+* Role: Chalice gives every function the one role it generates, `DefaultRole`. infra/resources.json
+  instead gives each function its own least-privilege role (`"<Function>": {"Properties": {"Role":
+  ...}}`, deep-merged into Chalice's function), and `mend_template` drops DefaultRole once no
+  function uses it. `check_template` refuses a function without a role of its own (a function added
+  later must get one), a shared role, an API role that may write the admin tokens table or read a
+  stream, and much more (see its sections).
 * Environment: the static values are in .chalice/config.json (Chalice copies a stage's variables
   to every function). Values that depend on the stack (TABLE_PREFIX is "<stack name>-", the SSM
   parameter's name, ...) cannot be written in Chalice's config, so they are in SAM's
@@ -39,9 +40,10 @@ ARN only exists once the stack's table does. app.py names it with a placeholder 
 placeholder by `{"Fn::GetAtt": ["OutboxTable", "StreamArn"]}` (STREAM_PLACEHOLDERS maps the
 constant to its table; the value is read from app.py's source, without importing the app).
 `check_template` refuses any placeholder left in the template, any DynamoDB event source that is
-not the stream of one of the stack's tables with a StreamSpecification, and a role that may not
-read that stream (STREAM_ACTIONS, on that stream's ARN only) or may read a stream no function
-consumes.
+not the stream of one of the stack's tables with a StreamSpecification, a consumer whose role may
+not read that stream (STREAM_ACTIONS, on that stream's ARN only) and a role that may read a stream
+its function does not consume. SNS event sources (@app.on_sns_message) work the same way with
+TOPIC_PLACEHOLDERS: the placeholder becomes {"Ref": <topic>}.
 """
 from __future__ import annotations
 
