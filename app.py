@@ -16,7 +16,11 @@ def retry_outbox(event):
     """Sends what a request could not: the outbox retry (EventBridge delivers at least once;
     each message is claimed before it is sent)."""
     from chalicelib import outbox
-    return outbox.deliver_due()
+    from chalicelib.observability import emit_metric
+    result = outbox.deliver_due()
+    # The alarm on the outbox backlog (infra/resources.json) reads this metric every minute.
+    emit_metric("OutboxBacklogAgeSeconds", outbox.backlog_age_seconds(), "Seconds")
+    return result
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))
@@ -37,3 +41,15 @@ def deliver_outbox(event):
     from chalicelib import outbox
     outbox.deliver_stream_records(
         {"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
+
+
+# Deployed, SES publishes the bounces and complaints of the stack's configuration set to the
+# mail-events topic. `make package` points this at the real topic (like the stream above).
+MAIL_EVENTS_TOPIC_PLACEHOLDER = "arn:aws:sns:eu-west-1:000000000000:mail-events-placeholder"
+
+
+@app.on_sns_message(topic=MAIL_EVENTS_TOPIC_PLACEHOLDER)
+def handle_mail_events(event):
+    """A hard bounce or a complaint suppresses the address: no more mail goes to it."""
+    from chalicelib import suppression
+    return suppression.record_notification(event.message)

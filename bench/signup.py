@@ -62,7 +62,7 @@ def person(n: int, tag: str) -> dict:
 # --- part 1: over HTTP, through make run's service ---------------------------------------------
 
 def start_service(port: int, admin: str, data_dir: str) -> subprocess.Popen:
-    env = dict(os.environ, PORT=str(port), ADMIN_TOKEN=admin, DATA_DIR=data_dir,
+    env = dict(os.environ, STAGE="local", PORT=str(port), ADMIN_TOKEN=admin, DATA_DIR=data_dir,
                TABLE_PREFIX=f"bench-{secrets.token_hex(3)}-", MAIL_DIR=str(Path(data_dir) / "mail"))
     env.pop("AWS_ENDPOINT_URL_DYNAMODB", None)
     process = subprocess.Popen([sys.executable, "-m", "devtools.run"], cwd=ROOT, env=env,
@@ -186,7 +186,7 @@ def part_requests(args) -> dict:
     ddb = dynamodb_local.start()
     os.environ.update(dynamodb_local.local_aws_environment(ddb.endpoint))
     # Mail is sent apart from the request (the outbox stream, deployed): not on the path counted.
-    os.environ.update({"TABLE_PREFIX": f"count-{secrets.token_hex(3)}-", "MAIL_DIR": tempfile.mkdtemp(),
+    os.environ.update({"STAGE": "local", "TABLE_PREFIX": f"count-{secrets.token_hex(3)}-", "MAIL_DIR": tempfile.mkdtemp(),
                        "SIGNING_SECRET": "bench", "POWERTOOLS_LOG_LEVEL": "WARNING", "MAIL_DELIVERY": "stream"})
     try:
         from devtools import tables

@@ -1,11 +1,14 @@
-"""Command line for admin tokens: python -m chalicelib.admin create-token NAME | revoke-token TOKEN.
+"""Command line for operators: python -m chalicelib.admin create-token NAME | revoke-token TOKEN |
+drain-stream-failures [--queue-url URL] (the outbox stream's on-failure queue, chalicelib.stream_failures).
 
 create-token prints only the token on stdout (TOKEN="$(python -m chalicelib.admin create-token NAME)");
 logs go to stderr."""
 from __future__ import annotations
 
 import argparse
+import json
 import logging
+import os
 import sys
 
 from chalicelib import auth
@@ -26,8 +29,18 @@ def main(argv: list[str] | None = None) -> int:
     create.add_argument("name", help="who the token is for")
     revoke = commands.add_parser("revoke-token", help="revoke an admin token")
     revoke.add_argument("token")
+    drain = commands.add_parser("drain-stream-failures",
+                                help="put the messages of failed outbox stream batches back in the retry queue")
+    drain.add_argument("--queue-url", default=os.environ.get("OUTBOX_STREAM_FAILURES_QUEUE"),
+                       help="the stack's OutboxStreamFailuresQueueUrl output (or OUTBOX_STREAM_FAILURES_QUEUE)")
     args = parser.parse_args(argv)
     _logs_to_stderr()
+    if args.command == "drain-stream-failures":
+        if not args.queue_url:
+            parser.error("--queue-url (or OUTBOX_STREAM_FAILURES_QUEUE) is required")
+        from chalicelib import stream_failures
+        print(json.dumps(stream_failures.drain(args.queue_url)))
+        return 0
     if args.command == "create-token":
         print(auth.create_token(args.name))
         return 0

@@ -25,6 +25,7 @@ class Settings:
     public_base_url: str
     signing_secret: str | None
     signing_secret_parameter: str | None
+    ses_configuration_set: str | None = None  # bounce and complaint events (deployed: from the stack)
 
     @property
     def is_local(self) -> bool:
@@ -50,8 +51,13 @@ def _public_base_url(env: os._Environ | dict, stage: str) -> str:
         "(docs/README-packaging.md).")
 
 
+# Without STAGE the settings are a deployed stage's: the safe side (no ADMIN_TOKEN from the
+# environment, no default PUBLIC_BASE_URL). `make run`, the tests and the benchmarks say STAGE=local.
+DEFAULT_STAGE = "prod"
+
+
 def _from_environment(env: os._Environ | dict) -> Settings:
-    stage = env.get("STAGE", "local")
+    stage = (env.get("STAGE") or "").strip() or DEFAULT_STAGE
     return Settings(
         stage=stage,
         table_prefix=env.get("TABLE_PREFIX", "klassen-"),
@@ -70,6 +76,7 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         public_base_url=_public_base_url(env, stage),
         signing_secret=env.get("SIGNING_SECRET") or None,
         signing_secret_parameter=env.get("SIGNING_SECRET_PARAMETER") or None,
+        ses_configuration_set=env.get("SES_CONFIGURATION_SET") or None,
     )
 
 

@@ -2,10 +2,12 @@
 and the one place where domain errors become HTTP answers."""
 from __future__ import annotations
 
+import contextvars
+import functools
 import json
 import re
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from chalice import Response
 
@@ -125,18 +127,81 @@ def encodable(text: str) -> str:
         return _SURROGATE.sub("\ufffd", text)
 
 
+# --- the base path: pages work under any prefix (the execute-api URL's stage, /api) -------------
+
+_SAFE_BASE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
+_base_path: contextvars.ContextVar[str] = contextvars.ContextVar("base_path", default="")
+
+
+def base_path(request) -> str:
+    """The prefix before the app's own path in the URL the browser used: "/api" on the
+    execute-api URL (API Gateway strips the stage from the event's `path` but not from
+    `requestContext.path`), a custom domain's base path mapping, "" on a custom domain's root
+    and locally. Only plain path segments; anything else is "" (never echo a header)."""
+    context = (request.context or {}) if request is not None else {}
+    full = context.get("path") or ""
+    event = request.to_original_event() if request is not None and hasattr(request, "to_original_event") else {}
+    own = (event or {}).get("path") or ""
+    if own and full.endswith(own) and full != own:
+        base = full[:-len(own)]
+    elif not own and context.get("stage") and full.startswith(f"/{context['stage']}/"):
+        base = f"/{context['stage']}"
+    else:
+        base = ""
+    base = base.rstrip("/")
+    return base if _SAFE_BASE.match(base) else ""
+
+
+def current_base() -> str:
+    """The base path of the request being answered (set by `routes`)."""
+    return _base_path.get()
+
+
+# --- responses ---------------------------------------------------------------------------------
+
+@functools.lru_cache(maxsize=1)
+def _content_security_policy() -> str:
+    from chalicelib import rendering
+    from chalicelib.config import get_settings
+    parts = urlsplit(get_settings().public_base_url)
+    public_origin = f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+    styles = " ".join(rendering.inline_style_hashes())
+    return "; ".join([
+        "default-src 'none'", f"style-src {styles}".strip(),
+        # The sign-up form's answer is a 303 to the manage link, which is on PUBLIC_BASE_URL.
+        f"form-action 'self' {public_origin}".strip(), "base-uri 'none'", "frame-ancestors 'none'",
+    ])
+
+
+def security_headers(html: bool = True) -> dict[str, str]:
+    """Pages carry URLs with tokens (manage, accept, unsubscribe): no referrer, no framing,
+    nothing but our own inline style; HSTS on every deployed (HTTPS) stage."""
+    from chalicelib.config import get_settings
+    headers = {"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"}
+    if html:
+        headers.update({"Content-Security-Policy": _content_security_policy(), "X-Frame-Options": "DENY"})
+    if not get_settings().is_local:
+        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    return headers
+
+
 def json_response(body: Any, status: int = 200, headers: dict | None = None) -> Response:
     return Response(body=encodable(json.dumps(body, ensure_ascii=False)), status_code=status,
-                    headers={"Content-Type": "application/json; charset=utf-8", **(headers or {})})
+                    headers={"Content-Type": "application/json; charset=utf-8", **security_headers(html=False),
+                             **(headers or {})})
 
 
 def html_response(html: str, status: int = 200) -> Response:
     return Response(body=encodable(html), status_code=status,
-                    headers={"Content-Type": HTML_TYPE, "Cache-Control": "no-store"})
+                    headers={"Content-Type": HTML_TYPE, "Cache-Control": "no-store", **security_headers()})
 
 
 def redirect(location: str) -> Response:
-    return Response(body="", status_code=303, headers={"Location": location})
+    """303 to `location`; a root-relative one is under the request's base path."""
+    if location.startswith("/") and not location.startswith("//"):
+        location = current_base() + location
+    return Response(body="", status_code=303, headers={"Location": location, "Cache-Control": "no-store",
+                                                       **security_headers()})
 
 
 def error_response(error: DomainError, *, html: bool = False, lang: str = "nl") -> Response:
@@ -157,9 +222,8 @@ def correlation_id(request) -> str:
 
 def routes(blueprint):
     """`route = routes(bp)` gives a decorator like `bp.route` whose views answer domain errors
-    through `error_response`, log with the request's correlation id and never leak a stack trace."""
-    import functools
-
+    through `error_response`, log with the request's correlation id and never leak a stack trace;
+    pages and redirects are built under the request's base path (`base_path`)."""
     from chalicelib.errors import DomainError
     from chalicelib.observability import logger
 
@@ -171,6 +235,7 @@ def routes(blueprint):
             def handle(*args, **kwargs):
                 request = blueprint.current_request
                 logger.set_correlation_id(correlation_id(request))
+                base = _base_path.set(base_path(request))
                 try:
                     return view(*args, **kwargs)
                 except DomainError as error:
@@ -182,6 +247,8 @@ def routes(blueprint):
                 except Exception:  # the last guard: log it, answer a plain 500
                     logger.exception("unhandled error", extra={"path": request.path})
                     return json_response({"error": "internal", "message": "An internal error occurred"}, 500)
+                finally:
+                    _base_path.reset(base)
             return blueprint.route(path, **options)(handle)
         return decorate
     return route
@@ -193,8 +260,6 @@ def admin(blueprint):
 
     def admin_route(path: str, **options):
         def decorate(view):
-            import functools
-
             from chalicelib import auth
 
             @functools.wraps(view)

@@ -252,10 +252,12 @@ class SmtpBackend:
             with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
                 smtp.send_message(message, from_addr=_sender()[1], to_addrs=[envelope_recipient(message)])
         except smtplib.SMTPResponseException as exc:
+            # The server's text often names the recipient ("<x@y>: Recipient address rejected"):
+            # only the code goes into the error, which ends up in logs and the outbox's last_error.
             text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
-            raise MailDeliveryFailed(f"SMTP {exc.smtp_code}: {text}", throttled=_is_throttle(text)) from exc
+            raise MailDeliveryFailed(f"SMTP {exc.smtp_code}", throttled=_is_throttle(text)) from None
         except (smtplib.SMTPException, OSError) as exc:
-            raise MailDeliveryFailed(f"SMTP delivery failed: {exc!r}") from exc
+            raise MailDeliveryFailed(f"SMTP delivery failed: {type(exc).__name__}") from exc
 
 
 _THROTTLE_CODES = {"Throttling", "ThrottlingException", "TooManyRequestsException"}
@@ -266,11 +268,14 @@ def _is_throttle(text: str) -> bool:
 
 
 class SesBackend:
-    """SES v1 `SendRawEmail`; the client is built on first use (cold starts) unless given."""
+    """SES v1 `SendRawEmail`; the client is built on first use (cold starts) unless given.
+    With a configuration set (SES_CONFIGURATION_SET, set by the stack), SES publishes the
+    message's bounces and complaints to the stack's mail-events topic (chalicelib.suppression)."""
 
-    def __init__(self, region: str | None = None, client=None):
+    def __init__(self, region: str | None = None, client=None, configuration_set: str | None = None):
         self.region = region or get_settings().region
         self._client = client
+        self.configuration_set = configuration_set
 
     @property
     def client(self):
@@ -283,16 +288,22 @@ class SesBackend:
 
     def send(self, message: EmailMessage) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
+        request = {"Source": _sender()[1], "Destinations": [envelope_recipient(message)],
+                   "RawMessage": {"Data": message.as_bytes(policy=OUTGOING_POLICY)}}
+        if self.configuration_set:
+            request["ConfigurationSetName"] = self.configuration_set
         try:
-            self.client.send_raw_email(Source=_sender()[1], Destinations=[envelope_recipient(message)],
-                                       RawMessage={"Data": message.as_bytes(policy=OUTGOING_POLICY)})
+            self.client.send_raw_email(**request)
         except ClientError as exc:
+            # SES's message text can name the recipient ("Address blacklisted: x@y"): only the
+            # error code leaves here (logs, the outbox's last_error); `from None` keeps the text
+            # out of any traceback that is logged.
             error = exc.response.get("Error", {})
-            code, text = error.get("Code", ""), error.get("Message", "")
+            code, text = str(error.get("Code", "") or "Unknown")[:100], error.get("Message", "")
             throttled = code in _THROTTLE_CODES or _is_throttle(text)
-            raise MailDeliveryFailed(f"SES {code}: {text}", throttled=throttled) from exc
+            raise MailDeliveryFailed(f"SES {code}", throttled=throttled) from None
         except BotoCoreError as exc:
-            raise MailDeliveryFailed(f"SES unreachable: {exc}") from exc
+            raise MailDeliveryFailed(f"SES unreachable: {type(exc).__name__}") from None
 
 
 def envelope_recipient(message: EmailMessage) -> str:
@@ -310,7 +321,7 @@ def backend_from_settings(settings=None) -> Backend:
     if settings.mail_backend == "smtp":
         return SmtpBackend(settings.smtp_host, settings.smtp_port)
     if settings.mail_backend == "ses":
-        return SesBackend(settings.region)
+        return SesBackend(settings.region, configuration_set=settings.ses_configuration_set)
     raise ValueError(f"unknown MAIL_BACKEND {settings.mail_backend!r}")
 
 

@@ -165,7 +165,7 @@ class OutboxByDue(GlobalSecondaryIndex):
 class OutboxMessage(Model):
     Meta = _meta("outbox")
     id = UnicodeAttribute(hash_key=True)
-    state = UnicodeAttribute(default="pending")  # pending | sending | sent
+    state = UnicodeAttribute(default="pending")  # pending | sending | sent | failed | suppressed
     due = UnicodeAttribute(null=True)  # set while pending: keeps `by_due` sparse
     next_attempt_at = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
@@ -242,7 +242,22 @@ class AdminToken(Model):
     created_at = UnicodeAttribute()
 
 
-ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken)
+# --- suppressed addresses (hard bounces and complaints, from SES) -----------------------------------
+
+class Suppression(Model):
+    """An address no mail goes to any more: SES reported a permanent bounce or a complaint.
+    Keyed by the SHA-256 of the normalised address (chalicelib.suppression.address_key): the
+    table never holds the address itself."""
+    Meta = _meta("suppressions")
+    address_hash = UnicodeAttribute(hash_key=True)
+    reason = UnicodeAttribute()  # bounce | complaint
+    detail = UnicodeAttribute(null=True)  # SES's bounce subtype or complaint feedback type
+    suppressed_at = UnicodeAttribute()
+    events = NumberAttribute(default=1)
+
+
+ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken,
+              Suppression)
 
 
 def _one_client_for_all_models() -> None:

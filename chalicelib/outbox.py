@@ -14,6 +14,7 @@ Life of a message (table `outbox`, sparse GSI `by_due` on (due, next_attempt_at)
     pending --deliver_now--------------------------------------------> sent
     pending --deliver_due: claim--> sending --send--> sent
                                             --failure--> pending (backoff) ... --> failed
+    pending|sending, recipient suppressed (hard bounce, complaint) -----> suppressed (never sent)
     sending whose lease ran out (crashed sender) is due again and can be claimed again.
 
 `next_attempt_at` (and every other time here) is `clock.stamp()`: UTC with microseconds,
@@ -109,10 +110,41 @@ def _mark_sent(msg: OutboxMessage, condition, now: datetime) -> bool:
         return False
 
 
+def error_code(exc: Exception) -> str:
+    """What is kept of a failure (logs, last_error): the backends' errors carry only a code
+    (never a provider's text, which can name the recipient); anything else only its type."""
+    if isinstance(exc, mail.MailDeliveryFailed):
+        return f"{type(exc).__name__}: {exc}"[:200]
+    return type(exc).__name__
+
+
+def suppressed_ids(messages: Iterable[OutboxMessage]) -> set[str]:
+    """Ids of the messages whose recipient is suppressed (one read for the lot)."""
+    from chalicelib import suppression
+    messages = list(messages)
+    if not messages:
+        return set()
+    found = suppression.suppressed_among(m.recipient for m in messages)
+    return {m.id for m in messages if m.recipient in found}
+
+
+def _mark_suppressed(msg: OutboxMessage, condition, now: datetime) -> None:
+    """Never sent: SES reported the address as a hard bounce or a complaint."""
+    try:
+        msg.update(actions=[OutboxMessage.state.set("suppressed"), OutboxMessage.due.remove(),
+                            OutboxMessage.next_attempt_at.remove(), OutboxMessage.lease_until.remove(),
+                            OutboxMessage.last_error.set("suppressed"),
+                            OutboxMessage.expires_at.set(now + FAILED_RETENTION)], condition=condition)
+        logger.info("outbox message suppressed", extra=_log_extra(msg))
+    except PynamoDBException as exc:
+        logger.warning("outbox message suppressed but not recorded", extra=_log_extra(
+            msg, condition_failed=_is_condition_failure(exc)))
+
+
 def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime) -> None:
     attempts = (msg.attempts or 0) + 1
     throttled = isinstance(exc, mail.MailDeliveryFailed) and exc.throttled
-    error = f"{type(exc).__name__}: {exc}"[:1000]
+    error = error_code(exc)
     actions = [OutboxMessage.attempts.add(1), OutboxMessage.last_error.set(error),
                OutboxMessage.lease_until.remove()]
     if attempts >= MAX_ATTEMPTS:
@@ -140,14 +172,19 @@ def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: m
     for `deliver_due`. Returns how many were sent."""
     if isinstance(messages, OutboxMessage):
         messages = [messages]
+    messages = list(messages)
     sent = 0
     throttled = False
+    blocked = suppressed_ids(m for m in messages if m.state == "pending" and not m.attempts)
     for msg in messages:
         if throttled:  # leave the rest to the scheduled run, which backs off
             continue
         if msg.state != "pending" or msg.attempts:  # already handled (the update refreshes the instance)
             continue
         now = clock.now()
+        if msg.id in blocked:
+            _mark_suppressed(msg, OutboxMessage.state == "pending", now)
+            continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - a request must never fail because of mail
@@ -203,9 +240,14 @@ def dispatch(messages: list[OutboxMessage]) -> None:
 def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend | None = None) -> int:
     """Claim each still-pending message (so no other deliverer sends it too), send it, mark it
     sent. For deliverers that run apart from the request: the background worker, the stream."""
+    messages = list(messages)
     sent = 0
+    blocked = suppressed_ids(messages)
     for msg in messages:
         now = clock.now()
+        if msg.id in blocked:
+            _mark_suppressed(msg, (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0), now)
+            continue
         lease = clock.stamp(now + LEASE)
         try:
             msg.update(actions=[OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
@@ -250,7 +292,11 @@ def deliver_batch(messages: list[OutboxMessage], *, backend: mail.Backend | None
     sent = deliver_claimed(late, backend=backend) if late else 0
     fresh = [m for m in messages if m not in late and m.state == "pending" and not m.attempts]
     delivered = []
+    blocked = suppressed_ids(fresh)
     for msg in fresh:
+        if msg.id in blocked:
+            _mark_suppressed(msg, OutboxMessage.state == "pending", clock.now())
+            continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
@@ -333,6 +379,15 @@ def _claim(msg: OutboxMessage, now: datetime) -> str | None:
         raise
 
 
+def backlog_age_seconds(now: datetime | None = None) -> float:
+    """How long the oldest due message has been due (0 when none is): one Query of `by_due`."""
+    now = now or clock.now()
+    oldest = next(iter(OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= clock.stamp(now), limit=1)), None)
+    if oldest is None:
+        return 0.0
+    return max(0.0, (now - clock.from_storage(oldest.next_attempt_at)).total_seconds())
+
+
 def deliver_due(limit: int = 100, *, now: datetime | None = None,
                 backend: mail.Backend | None = None) -> dict[str, int]:
     """The scheduled retry (every minute): claim and send up to `limit` due messages, oldest
@@ -344,6 +399,7 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
     consecutive_failures = 0
     due_ids = [key.id for key in OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= cutoff, limit=limit)]
     due = {msg.id: msg for msg in OutboxMessage.batch_get(due_ids, consistent_read=True)} if due_ids else {}
+    blocked = suppressed_ids(due.values())
     for msg in (due[i] for i in due_ids if i in due):
         if time.monotonic() - started > TIME_BUDGET_SECONDS:
             break
@@ -351,6 +407,10 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
         if lease is None:
             continue
         mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        if msg.id in blocked:
+            result["suppressed"] = result.get("suppressed", 0) + 1
+            _mark_suppressed(msg, mine, fixed_now or clock.now())
+            continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others

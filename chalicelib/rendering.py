@@ -51,7 +51,26 @@ def format_time(value: str | datetime, lang: str = "nl") -> str:
 
 
 def render_page(template: str, lang: str, **context) -> str:
+    """A page; its links, form actions and assets start with `base` (the request's base path,
+    e.g. "/api" on the execute-api URL; see chalicelib.http.base_path)."""
+    from chalicelib.http import current_base
+    context.setdefault("base", current_base())
     return environment().get_template(template).render(lang=lang, t=TEXTS[lang], **context)
+
+
+@functools.lru_cache(maxsize=1)
+def inline_style_hashes() -> tuple[str, ...]:
+    """CSP source expressions ('sha256-...') of the inline <style> blocks of the page templates:
+    the pages' Content-Security-Policy allows exactly these styles and nothing else inline."""
+    import base64
+    import hashlib
+    import re
+    found = []
+    for path in sorted(TEMPLATES_DIR.glob("*.html")):
+        for style in re.findall(r"<style>(.*?)</style>", path.read_text(encoding="utf-8"), re.S):
+            digest = base64.b64encode(hashlib.sha256(style.encode("utf-8")).digest()).decode()
+            found.append(f"'sha256-{digest}'")
+    return tuple(dict.fromkeys(found))
 
 
 # Short interface texts. Pages and emails hold their longer copy in the templates themselves.

@@ -36,7 +36,7 @@ def text_problem(text: str, *, multiline: bool = False) -> str | None:
 
     Refused: lone surrogates (not Unicode at all), control characters (C0, DEL, C1), line and
     paragraph separators unless `multiline`, format characters (bidi overrides, zero-width
-    spaces, ...) other than the joiners, private-use characters, and RFC 2047 encoded words."""
+    spaces, ...) other than the joiners, and RFC 2047 encoded words."""
     for ch in text:
         category = unicodedata.category(ch)
         if category == "Cs":
@@ -49,7 +49,7 @@ def text_problem(text: str, *, multiline: bool = False) -> str | None:
             continue
         if category == "Cc":
             return "control"
-        if (category == "Cf" and ch not in _JOINERS) or category == "Co":
+        if category == "Cf" and ch not in _JOINERS:
             return "invisible"
     if _ENCODED_WORD.search(text):
         return "encoded_word"

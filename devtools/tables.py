@@ -17,7 +17,7 @@ def table_definitions() -> dict[str, dict]:
     resources = json.loads(INFRA.read_text())["Resources"]
     tables = {}
     for resource in resources.values():
-        if resource["Type"] != "AWS::DynamoDB::Table":
+        if resource.get("Type") != "AWS::DynamoDB::Table":
             continue
         props = resource["Properties"]
         suffix = props["TableName"]["Fn::Sub"].removeprefix(NAME_PREFIX)

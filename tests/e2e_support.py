@@ -91,6 +91,7 @@ def start_service(*, prefix: str, admin_token: str, mail_dir: Path, data_dir: Pa
     if not env.get("AWS_ENDPOINT_URL_DYNAMODB"):
         raise RuntimeError("AWS_ENDPOINT_URL_DYNAMODB is not set: conftest starts DynamoDB Local first")
     env.update({
+        "STAGE": "local",
         "PORT": str(port),
         "TABLE_PREFIX": prefix,
         "ADMIN_TOKEN": admin_token,

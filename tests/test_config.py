@@ -27,10 +27,32 @@ def test_a_deployed_stage_takes_the_url_without_its_trailing_slash():
 
 @pytest.mark.parametrize("value", [None, ""])
 def test_the_local_stage_defaults_to_the_local_server(value):
-    env = {"PORT": "8123"} if value is None else {"STAGE": "local", "PUBLIC_BASE_URL": value}
+    env = {"STAGE": "local", "PORT": "8123"} if value is None else {"STAGE": "local", "PUBLIC_BASE_URL": value}
     settings = config._from_environment(env)
     assert settings.is_local
     assert settings.public_base_url == ("http://127.0.0.1:8123" if value is None else "http://127.0.0.1:8000")
+
+
+@pytest.mark.parametrize("stage", [None, "", "  "])
+def test_a_missing_stage_is_the_safe_deployed_one(stage):
+    """Without STAGE nothing local is accepted: no ADMIN_TOKEN from the environment, no default URL."""
+    env = {"ADMIN_TOKEN": "from-the-environment", "PUBLIC_BASE_URL": "https://meetups.example.nl"}
+    if stage is not None:
+        env["STAGE"] = stage
+    settings = config._from_environment(env)
+    assert settings.stage == "prod" and not settings.is_local
+    assert settings.admin_token is None
+    assert settings.mail_backend == "ses" and settings.mail_delivery == "stream"
+    del env["PUBLIC_BASE_URL"]
+    with pytest.raises(RuntimeError, match="PUBLIC_BASE_URL"):
+        config._from_environment(env)
+
+
+def test_the_ses_configuration_set_comes_from_the_environment():
+    base = {"STAGE": "local"}
+    assert config._from_environment(base).ses_configuration_set is None
+    assert config._from_environment(base | {"SES_CONFIGURATION_SET": "klassen-mail"}).ses_configuration_set == \
+        "klassen-mail"
 
 
 def test_the_tests_own_settings_are_read():
