@@ -179,7 +179,7 @@ class ErasureRecord(Model):
     Meta = _meta("registrations")
     partition = UnicodeAttribute(hash_key=True, attr_name="meetup_id", default=ERASURE_AUDIT_PARTITION)
     sk = UnicodeAttribute(range_key=True)  # X#<stamp>#<random>
-    email_hash = UnicodeAttribute(null=True)
+    address_hash = UnicodeAttribute(null=True)  # not `email_hash`: an audit record stays out of `by_email`
     registration_id = UnicodeAttribute(null=True)
     actor = UnicodeAttribute()
     reason = UnicodeAttribute()  # request | retention

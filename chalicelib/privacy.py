@@ -117,7 +117,7 @@ def _registrations_of(email_hash: str) -> list[Registration]:
     with storage_errors():
         keys = [(key.meetup_id, key.sk) for key in Registration.by_email.query(email_hash)]
         found = list(Registration.batch_get(keys, consistent_read=True)) if keys else []
-    return [r for r in found if r.email_hash == email_hash]
+    return [r for r in found if r.email_hash == email_hash and r.sk.startswith(REGISTRATION_PREFIX)]
 
 
 # --- consent: the follow-up opt-in -------------------------------------------------------------------
@@ -319,7 +319,7 @@ def _delete_queued_mail(email_hash: str | None, registration_id: str | None = No
 def _audit(tx: Transaction | None, *, actor: str, reason: str, erased: dict, now: datetime,
            email_hash: str | None = None, registration_id: str | None = None) -> ErasureRecord:
     record = ErasureRecord(sk=f"{ERASURE_AUDIT_PREFIX}{clock.stamp(now)}#{secrets.token_hex(4)}",
-                           email_hash=email_hash, registration_id=registration_id, actor=actor, reason=reason,
+                           address_hash=email_hash, registration_id=registration_id, actor=actor, reason=reason,
                            erased=erased, at=clock.to_storage(now),
                            expires_at=now + timedelta(days=AUDIT_RETENTION_DAYS))
     if tx is not None:
