@@ -137,3 +137,27 @@ def test_local_tables_match_infra(suffix):
         assert ttl["AttributeName"] == props["TimeToLiveSpecification"]["AttributeName"]
     else:
         assert ttl["TimeToLiveStatus"] == "DISABLED"
+
+
+def test_tables_made_before_an_index_or_ttl_was_added_get_them():
+    """`make run` keeps yesterday's tables: create_tables adds what infra/resources.json added since."""
+    import copy
+    import secrets
+
+    client = boto3.client("dynamodb")
+    prefix = f"old-{secrets.token_hex(3)}-"
+    props = copy.deepcopy(INFRA["registrations"])
+    old = dict(props, AttributeDefinitions=[d for d in props["AttributeDefinitions"]
+                                            if d["AttributeName"] in ("meetup_id", "sk")])
+    old.pop("GlobalSecondaryIndexes")
+    name = prefix + "registrations"
+    client.create_table(**tables.create_table_args(old, name))
+    try:
+        client.get_waiter("table_exists").wait(TableName=name)
+        assert sorted(tables.update_table(client, name, props)) == ["by_email", "by_erasure", "ttl"]
+        table = client.describe_table(TableName=name)["Table"]
+        assert _indexes(table, "GlobalSecondaryIndexes") == _indexes(props, "GlobalSecondaryIndexes")
+        assert client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+        assert tables.update_table(client, name, props) == [], "a second time: nothing to add"
+    finally:
+        client.delete_table(TableName=name)
