@@ -70,7 +70,7 @@ def update_table(client, name: str, props: dict) -> list[str]:
         definitions = [types[key["AttributeName"]] for key in index["KeySchema"]]
         client.update_table(TableName=name, AttributeDefinitions=definitions,
                             GlobalSecondaryIndexUpdates=[{"Create": copy.deepcopy(index)}])
-        client.get_waiter("table_exists").wait(TableName=name)
+        _wait_for_indexes(client, name)  # DynamoDB builds one new index at a time
         added.append(index["IndexName"])
     ttl = props.get("TimeToLiveSpecification")
     if ttl and client.describe_time_to_live(TableName=name)["TimeToLiveDescription"].get(
@@ -78,6 +78,19 @@ def update_table(client, name: str, props: dict) -> list[str]:
         client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         added.append("ttl")
     return added
+
+
+def _wait_for_indexes(client, name: str, timeout: float = 120.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = client.describe_table(TableName=name)["Table"]
+        if table["TableStatus"] == "ACTIVE" and all(
+                index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in table.get("GlobalSecondaryIndexes", [])):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the indexes of {name} are still being built: {table['TableStatus']} "
+                       f"{[(i['IndexName'], i.get('IndexStatus')) for i in table.get('GlobalSecondaryIndexes', [])]}")
 
 
 def delete_tables(prefix: str, client=None) -> None:
