@@ -1,7 +1,7 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import catalogue, digests, handovers, meta, registrations
+from chalicelib.routes import catalogue, digests, handovers, meta, privacy, registrations
 
 app = Chalice(app_name="klassen-meetups")
 app.register_blueprint(catalogue.bp)
@@ -9,6 +9,7 @@ app.register_blueprint(registrations.bp)
 app.register_blueprint(digests.bp)
 app.register_blueprint(handovers.bp)
 app.register_blueprint(meta.bp)
+app.register_blueprint(privacy.bp)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -29,6 +30,15 @@ def send_digests(event):
     organiser's period is claimed with a conditional write before anything is sent)."""
     from chalicelib import digest
     return digest.run()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def apply_retention(event):
+    """Erases personal data kept for the retention period (RETENTION_DAYS): registrations of
+    meetups that ended or were cancelled that long ago (the counts stay), and what the activity
+    log's TTL has not deleted yet. Every change is conditional; a run resumes what the last left."""
+    from chalicelib import privacy
+    return privacy.run_retention()
 
 
 # Deployed, the outbox table's stream sends each new message within moments of its commit.

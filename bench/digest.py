@@ -181,6 +181,7 @@ class Tour:
     def changes(self, count: int) -> Counter:
         """`count` roster changes between the last run and the run (minus the digest's settle time)."""
         from chalicelib import registration
+        from chalicelib.config import get_settings
         from chalicelib.models import Activity, Registration
         regs, activity, kinds = [], [], Counter()
         start = self.last_run + timedelta(seconds=1)
@@ -197,7 +198,7 @@ class Tour:
                     province=meetup.province,
                     details={"from_meetup_id": meetup.id, "to_meetup_id": target.id, "from_city": meetup.city,
                              "to_city": target.city, "handover_id": secrets.token_hex(6)},
-                    expires_at=at + registration.ACTIVITY_RETENTION))
+                    expires_at=at + get_settings().retention))
                 kinds["handover"] += 1
             elif roll < 0.65 or not self.confirmed[meetup.id]:
                 reg = self._registration(meetup, at, "confirmed")

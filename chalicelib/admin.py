@@ -1,4 +1,5 @@
 """Command line for operators: python -m chalicelib.admin create-token NAME | revoke-token TOKEN |
+erase EMAIL | privacy-backfill |
 drain-stream-failures [--queue-url URL] (the outbox stream's on-failure queue, chalicelib.stream_failures).
 
 create-token prints only the token on stdout (TOKEN="$(python -m chalicelib.admin create-token NAME)");
@@ -33,6 +34,11 @@ def main(argv: list[str] | None = None) -> int:
                                 help="put the messages of failed outbox stream batches back in the retry queue")
     drain.add_argument("--queue-url", default=os.environ.get("OUTBOX_STREAM_FAILURES_QUEUE"),
                        help="the stack's OutboxStreamFailuresQueueUrl output (or OUTBOX_STREAM_FAILURES_QUEUE)")
+    erase = commands.add_parser("erase", help="erase everything held about an email address (prints what, as JSON)")
+    erase.add_argument("email")
+    erase.add_argument("--actor", default="command line", help="who asks, for the audit record")
+    commands.add_parser("privacy-backfill", help="once after deploying privacy: hashes for lookups of older "
+                                                 "records, then a retention run that also clears old activity")
     args = parser.parse_args(argv)
     _logs_to_stderr()
     if args.command == "drain-stream-failures":
@@ -41,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
         from chalicelib import stream_failures
         print(json.dumps(stream_failures.drain(args.queue_url)))
         return 0
+    if args.command in ("erase", "privacy-backfill"):
+        return _privacy(args)
     if args.command == "create-token":
         print(auth.create_token(args.name))
         return 0
@@ -49,6 +57,23 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     print("no such token", file=sys.stderr)
     return 1
+
+
+def _privacy(args) -> int:
+    import json
+
+    from chalicelib import privacy
+    from chalicelib.errors import ValidationFailed
+    if args.command == "privacy-backfill":
+        print(json.dumps(privacy.backfill(), indent=2))
+        return 0
+    try:
+        email = privacy.read_erasure_request({"email": args.email})
+    except ValidationFailed as error:
+        print(json.dumps(error.body()), file=sys.stderr)
+        return 2
+    print(json.dumps(privacy.erase_address(email, actor=f"cli: {args.actor}"), indent=2))
+    return 0
 
 
 if __name__ == "__main__":

@@ -7,6 +7,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# The version of the privacy statement (templates/privacy.html): change it with the statement's text.
+PRIVACY_VERSION = "2026-11-23"
+# Links in emails sent before links carried an expiry and a key id: accepted until then, refused after.
+LEGACY_LINKS_UNTIL = "2027-12-31T23:00:00Z"
+# Demo values for a local stage only: a deployed stage names the real controller (README).
+DEMO_CONTROLLER = "Gelijke Kansen Alliantie (demo), Ministerie van OCW"
+DEMO_CONTACT_EMAIL = "privacy@klassen.example.nl"
+DEMO_CONTACT_ADDRESS = "Postbus 00000, 2500 AA Den Haag (demo)"
+MIN_RETENTION_DAYS = 8  # the weekly digest reads a week of the activity log, which keeps this long
 
 
 @dataclass(frozen=True)
@@ -26,10 +35,23 @@ class Settings:
     signing_secret: str | None
     signing_secret_parameter: str | None
     ses_configuration_set: str | None = None  # bounce and complaint events (deployed: from the stack)
+    # Privacy (chalicelib/privacy.py; the statement at /privacy renders these same values).
+    retention_days: int = 30  # personal data after a meetup ends, a cancellation, a change
+    privacy_version: str = PRIVACY_VERSION
+    privacy_controller: str = ""
+    privacy_contact_email: str = ""
+    privacy_contact_address: str = ""
+    legacy_links_until: str = LEGACY_LINKS_UNTIL  # links signed without expiry work until then (UTC)
 
     @property
     def is_local(self) -> bool:
         return self.stage == "local"
+
+    @property
+    def retention(self):
+        """How long personal data stays after it is no longer needed (RETENTION_DAYS)."""
+        from datetime import timedelta
+        return timedelta(days=self.retention_days)
 
     def table_name(self, suffix: str) -> str:
         return f"{self.table_prefix}{suffix}"
@@ -77,7 +99,49 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         signing_secret=env.get("SIGNING_SECRET") or None,
         signing_secret_parameter=env.get("SIGNING_SECRET_PARAMETER") or None,
         ses_configuration_set=env.get("SES_CONFIGURATION_SET") or None,
+        retention_days=_retention_days(env),
+        privacy_version=(env.get("PRIVACY_VERSION") or PRIVACY_VERSION).strip(),
+        **_controller(env, stage),
+        legacy_links_until=_legacy_links_until(env),
     )
+
+
+def _retention_days(env) -> int:
+    raw = (env.get("RETENTION_DAYS") or "30").strip()
+    if not raw.isascii() or not raw.isdigit() or not MIN_RETENTION_DAYS <= int(raw) <= 3650:
+        raise RuntimeError(f"RETENTION_DAYS must be a whole number of days from {MIN_RETENTION_DAYS} to 3650, "
+                           f"not {raw!r}")
+    return int(raw)
+
+
+def _legacy_links_until(env) -> str:
+    from datetime import datetime
+    raw = (env.get("LEGACY_LINKS_UNTIL") or LEGACY_LINKS_UNTIL).strip()
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise RuntimeError(f"LEGACY_LINKS_UNTIL must be an ISO 8601 time, not {raw!r}") from None
+    if moment.tzinfo is None:
+        raise RuntimeError("LEGACY_LINKS_UNTIL needs an offset, e.g. 2027-12-31T23:00:00Z")
+    from datetime import timezone
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _controller(env, stage: str) -> dict:
+    """Who is responsible for the data and how to reach them. Locally demo values; deployed,
+    without PRIVACY_CONTROLLER / PRIVACY_CONTACT_EMAIL, the sender of the service's mail (MAIL_FROM),
+    whose mailbox is read: the statement never names nobody."""
+    from email.utils import parseaddr
+    sender_name, sender_address = parseaddr(env.get("MAIL_FROM", "Klassen Meetups <meetups@klassen.example.nl>"))
+    local = stage == "local"
+    return {
+        "privacy_controller": (env.get("PRIVACY_CONTROLLER") or "").strip()
+        or (DEMO_CONTROLLER if local else sender_name or sender_address),
+        "privacy_contact_email": (env.get("PRIVACY_CONTACT_EMAIL") or "").strip()
+        or (DEMO_CONTACT_EMAIL if local else sender_address),
+        "privacy_contact_address": (env.get("PRIVACY_CONTACT_ADDRESS") or "").strip()
+        or (DEMO_CONTACT_ADDRESS if local else ""),
+    }
 
 
 @functools.lru_cache(maxsize=1)

@@ -71,7 +71,6 @@ LEASE = timedelta(minutes=15)  # a claim's life: far longer than one send with i
 # before its transaction commits (a busy sign-up retries for a few seconds), so the most
 # recent moments are left to the next digest rather than risk missing a late commit.
 SETTLE = timedelta(minutes=2)
-ACTIVITY_RETENTION = timedelta(days=120)  # older activity has expired (TTL): never read further back
 SEND_ATTEMPTS = 4  # one send and up to three retries within a run
 RETRY_BASE_SECONDS = 0.5  # then 1 s, 2 s (throttled: twice as long), plus jitter
 MAX_CONSECUTIVE_FAILURES = 3  # the backend is down: leave the rest to the next firing
@@ -157,8 +156,10 @@ def subscribe(payload: dict, *, now: datetime | None = None) -> tuple[Organiser,
     language = f.choice("language", LANGUAGES, default="nl") or "nl"
     f.check()
     now = now or clock.now()
+    from chalicelib.privacy import address_hash
     organiser = Organiser(
-        id=_subscription_id(email, scope_kind, scope_value, frequency), email=email, name=name,
+        id=_subscription_id(email, scope_kind, scope_value, frequency), email=email, email_hash=address_hash(email),
+        name=name,
         scope_kind=scope_kind, scope_value=scope_value, frequency=frequency, language=language,
         created_at=clock.stamp(now), covered_until=clock.stamp(now),
         last_period=period_at(frequency, now).id)
@@ -204,8 +205,12 @@ def remove(organiser_id: str) -> Organiser:
     return organiser
 
 
+UNSUBSCRIBE_LINK_DAYS = 365  # an unsubscribe link works this long after the digest that carried it
+
+
 def unsubscribe_token(organiser: Organiser) -> str:
-    return tokens.sign(UNSUBSCRIBE_PURPOSE, organiser.id, organiser.created_at)
+    return tokens.sign(UNSUBSCRIBE_PURPOSE, organiser.id, organiser.created_at,
+                       expires=clock.now() + timedelta(days=UNSUBSCRIBE_LINK_DAYS))
 
 
 def unsubscribe_url(organiser: Organiser) -> str:
@@ -480,7 +485,7 @@ def run(now: datetime | None = None, *, backend=None, time_budget: float = SCHED
     if not due:
         return result.as_dict()
 
-    oldest = clock.stamp(now - ACTIVITY_RETENTION)
+    oldest = clock.stamp(now - get_settings().retention)  # older activity has expired: never read further back
     window = ActivityWindow(cutoff)
     window.cover(max(oldest, min(_stamp_of(o.covered_until) for o, _ in due)))
     with storage_errors():

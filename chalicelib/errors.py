@@ -53,6 +53,13 @@ class NotFound(DomainError):
     code = "not_found"
 
 
+class Gone(DomainError):
+    """A link that was valid has expired."""
+
+    status = 410
+    code = "gone"
+
+
 class Unauthorized(DomainError):
     status = 401
     code = "unauthorized"

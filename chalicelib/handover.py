@@ -60,8 +60,13 @@ def new_id() -> str:
 
 # --- views ---------------------------------------------------------------------------------------
 
+ACCEPT_LINK_DAYS = 120  # an accept link works this long after the handover was proposed
+
+
 def accept_url(handover: Handover) -> str:
-    token = tokens.sign(PURPOSE, handover.from_meetup_id, handover.id)
+    from datetime import timedelta
+    token = tokens.sign(PURPOSE, handover.from_meetup_id, handover.id,
+                        expires=clock.from_storage(handover.created_at) + timedelta(days=ACCEPT_LINK_DAYS))
     return f"{get_settings().public_base_url}/handovers/{token}"
 
 
@@ -213,13 +218,12 @@ def _entry(now: datetime, actor: str, action: str, note: str | None = None) -> A
 
 
 def _activity(handover: Handover, outgoing: Meetup, follow_up: Meetup, now: datetime) -> Activity:
-    from chalicelib.registration import ACTIVITY_RETENTION
     return Activity(
         day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="handover",
         meetup_id=outgoing.id, province=outgoing.province,
         details={"from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id, "from_city": outgoing.city,
                  "to_city": follow_up.city, "handover_id": handover.id, "to_starts_at": follow_up.starts_at},
-        expires_at=now + ACTIVITY_RETENTION)
+        expires_at=now + get_settings().retention)
 
 
 def _meetup_context(meetup: Meetup) -> dict:
@@ -392,9 +396,11 @@ def invitation_id(handover: Handover, registration: Registration) -> str:
 
 
 def _invitation(handover: Handover, outgoing: Meetup, follow_up: Meetup, registration: Registration) -> OutboxMessage:
-    from chalicelib import outbox
+    from chalicelib import outbox, privacy
     context = {"name": registration.name, "registration_id": registration.id,
                "meetup": _meetup_context(follow_up),
+               # One click ends the follow-up mail (RFC 8058 headers, and a link in the footer).
+               "list_unsubscribe_url": privacy.follow_up_unsubscribe_url(registration, outgoing),
                "handover": {"id": handover.id, "from": {"id": outgoing.id, "title": outgoing.title,
                                                         "city": outgoing.city, "starts_at": outgoing.starts_at}}}
     return outbox.message(registration.email, "follow_up_invitation", registration.language or "nl", context,
@@ -408,7 +414,8 @@ def invite(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> list[Outb
     with storage_errors():
         people = list(Registration.query(
             outgoing.id, Registration.sk.startswith(REGISTRATION_PREFIX), consistent_read=True,
-            filter_condition=Registration.status.is_in(*ACTIVE) & (Registration.follow_up_opt_in == True)))  # noqa: E712
+            filter_condition=Registration.status.is_in(*ACTIVE) & (Registration.follow_up_opt_in == True)  # noqa: E712
+            & Registration.erased_at.does_not_exist()))
     queued: list[OutboxMessage] = []
     for start in range(0, len(people), INVITATIONS_PER_TRANSACTION):
         chunk = people[start:start + INVITATIONS_PER_TRANSACTION]

@@ -30,7 +30,7 @@ from chalicelib.config import get_settings
 
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
              "registration_cancelled", "meetup_cancelled", "organiser_digest",
-             "handover_incoming", "handover_outgoing", "follow_up_invitation")
+             "handover_incoming", "handover_outgoing", "follow_up_invitation", "registration_link")
 LANGUAGES = ("nl", "en")
 # Kinds of email that carry a calendar invitation.
 WITH_INVITATION = frozenset({"registration_confirmed", "registration_promoted"})
@@ -173,6 +173,10 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
         message.add_attachment(invitation(recipient, context, lang), maintype="text", subtype="calendar",
                                filename="klassen-meetup.ics", params={"method": "REQUEST", "charset": "utf-8"})
     message["Content-Language"] = lang  # after the body: set_content() clears Content-* headers
+    if context.get("list_unsubscribe_url"):
+        # One-click unsubscribe (RFC 8058): mail clients POST to the same link as the one in the footer.
+        set_plain_header(message, "List-Unsubscribe", f"<{context['list_unsubscribe_url']}>")
+        set_plain_header(message, "List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
     return message
 
 

@@ -140,3 +140,7 @@ ADMIN_TOKEN_NEEDED = Message("Hiervoor is een geldig beheertoken nodig: Authoriz
 def meetup_not_found(meetup_id: str) -> Message:
     shown = str(meetup_id)[:100]
     return Message(f"Er is geen meetup met id {shown!r}.", f"No meetup with id {shown!r}.")
+LINK_EXPIRED = Message("Deze link is verlopen. Vraag een nieuwe aan via 'Stuur mijn link opnieuw'.",
+                       "This link has expired. Ask for a new one with 'Mail me my link'.")
+DATA_ERASED = Message("Deze link werkt niet meer: de gegevens waar hij bij hoorde zijn gewist.",
+                      "This link no longer works: the data it was for has been erased.")

@@ -84,6 +84,8 @@ class Meetup(Model):
     demo = BooleanAttribute(default=False)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
+    # Set by the retention job once its registrations' personal data (and the host's address) are erased.
+    personal_data_erased_at = UnicodeAttribute(null=True)
 
     by_start = MeetupsByStart()
     by_province = MeetupsByProvince()
@@ -95,17 +97,36 @@ class Meetup(Model):
 REGISTRATION_PREFIX = "R#"
 EMAIL_GUARD_PREFIX = "E#"
 WAITLIST_KEY = "LINE"
+ERASURE_DUE = "due"  # the one value of `erase_due`: keeps `by_erasure` sparse
+ERASURE_AUDIT_PARTITION = "#erasures"  # never a meetup id ('#' is not in one)
+ERASURE_AUDIT_PREFIX = "X#"
+
+
+class RegistrationsByEmail(GlobalSecondaryIndex):
+    """Finds an address's registrations (erasure, "mail me my links") without a Scan: keyed by a
+    hash of the normalised address (chalicelib.privacy.address_hash), never the address."""
+    Meta = _index_meta("by_email", KeysOnlyProjection())
+    email_hash = UnicodeAttribute(hash_key=True)
+
+
+class RegistrationsByErasure(GlobalSecondaryIndex):
+    """Cancelled registrations whose personal data is still there, by when it must go (sparse)."""
+    Meta = _index_meta("by_erasure", KeysOnlyProjection())
+    erase_due = UnicodeAttribute(hash_key=True)
+    erase_after = UnicodeAttribute(range_key=True)
 
 
 class Registration(Model):
-    """A sign-up; sort key `R#<id>` in the meetup's partition."""
+    """A sign-up; sort key `R#<id>` in the meetup's partition. Once erased (`erased_at`), only
+    what the counts need stays: status, role, municipality, language and the times."""
     Meta = _meta("registrations")
     meetup_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     id = UnicodeAttribute()
     status = UnicodeAttribute()  # confirmed | waitlisted | cancelled
-    name = UnicodeAttribute()
-    email = UnicodeAttribute()
+    name = UnicodeAttribute(null=True)  # null once erased
+    email = UnicodeAttribute(null=True)  # null once erased
+    email_hash = UnicodeAttribute(null=True)
     role = UnicodeAttribute()
     organisation = UnicodeAttribute(null=True)
     municipality = UnicodeAttribute(null=True)
@@ -116,6 +137,18 @@ class Registration(Model):
     updated_at = UnicodeAttribute()
     promoted_at = UnicodeAttribute(null=True)
     cancelled_at = UnicodeAttribute(null=True)
+    # Consent: when the privacy statement (which version) was accepted; the follow-up opt-in apart.
+    consent_at = UnicodeAttribute(null=True)
+    consent_version = UnicodeAttribute(null=True)
+    follow_up_consent_at = UnicodeAttribute(null=True)
+    follow_up_withdrawn_at = UnicodeAttribute(null=True)
+    link_sent_at = UnicodeAttribute(null=True)  # the manage link last mailed again (at most every 10 min)
+    erase_due = UnicodeAttribute(null=True)  # set while cancelled and not yet erased: `by_erasure`
+    erase_after = UnicodeAttribute(null=True)
+    erased_at = UnicodeAttribute(null=True)
+
+    by_email = RegistrationsByEmail()
+    by_erasure = RegistrationsByErasure()
 
 
 class Waitlist(Model):
@@ -138,6 +171,21 @@ class EmailGuard(Model):
     meetup_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True)
     registration_id = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)  # the meetup's end + the retention period (the job deletes it too)
+
+
+class ErasureRecord(Model):
+    """The audit trail of erasures: when, by whom, what; the address only as its hash."""
+    Meta = _meta("registrations")
+    partition = UnicodeAttribute(hash_key=True, attr_name="meetup_id", default=ERASURE_AUDIT_PARTITION)
+    sk = UnicodeAttribute(range_key=True)  # X#<stamp>#<random>
+    address_hash = UnicodeAttribute(null=True)  # not `email_hash`: an audit record stays out of `by_email`
+    registration_id = UnicodeAttribute(null=True)
+    actor = UnicodeAttribute()
+    reason = UnicodeAttribute()  # request | retention
+    erased = JSONAttribute(default=dict)
+    at = UnicodeAttribute()
+    expires_at = TTLAttribute(null=True)
 
 
 # --- activity log (read by the digest, by time) -------------------------------------------------
@@ -162,6 +210,13 @@ class OutboxByDue(GlobalSecondaryIndex):
     next_attempt_at = UnicodeAttribute(range_key=True)
 
 
+class OutboxByRecipient(GlobalSecondaryIndex):
+    """Queued mail of an address (erasure), by the hash of the address; sparse: a message leaves it
+    when it is sent or given up, which also removes its content and address."""
+    Meta = _index_meta("by_recipient", KeysOnlyProjection())
+    recipient_hash = UnicodeAttribute(hash_key=True)
+
+
 class OutboxMessage(Model):
     Meta = _meta("outbox")
     id = UnicodeAttribute(hash_key=True)
@@ -170,7 +225,8 @@ class OutboxMessage(Model):
     next_attempt_at = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
-    recipient = UnicodeAttribute()
+    recipient = UnicodeAttribute(null=True)  # removed, with `context`, once sent or given up
+    recipient_hash = UnicodeAttribute(null=True)
     template = UnicodeAttribute()
     language = UnicodeAttribute(default="nl")
     context = JSONAttribute(default=dict)
@@ -180,6 +236,7 @@ class OutboxMessage(Model):
     expires_at = TTLAttribute(null=True)
 
     by_due = OutboxByDue()
+    by_recipient = OutboxByRecipient()
 
 
 # --- handovers --------------------------------------------------------------------------------
@@ -213,10 +270,16 @@ class OrganisersByFrequency(GlobalSecondaryIndex):
     id = UnicodeAttribute(range_key=True)
 
 
+class OrganisersByEmail(GlobalSecondaryIndex):
+    Meta = _index_meta("by_email", KeysOnlyProjection())
+    email_hash = UnicodeAttribute(hash_key=True)
+
+
 class Organiser(Model):
     Meta = _meta("organisers")
     id = UnicodeAttribute(hash_key=True)
     email = UnicodeAttribute()
+    email_hash = UnicodeAttribute(null=True)
     name = UnicodeAttribute()
     scope_kind = UnicodeAttribute()  # all | province | meetup
     scope_value = UnicodeAttribute(null=True)
@@ -230,6 +293,7 @@ class Organiser(Model):
     last_sent_at = UnicodeAttribute(null=True)  # when the last digest was sent (not: skipped)
 
     by_frequency = OrganisersByFrequency()
+    by_email = OrganisersByEmail()
 
 
 # --- admin tokens -----------------------------------------------------------------------------
@@ -256,8 +320,8 @@ class Suppression(Model):
     events = NumberAttribute(default=1)
 
 
-ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, Activity, OutboxMessage, Handover, Organiser, AdminToken,
-              Suppression)
+ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, ErasureRecord, Activity, OutboxMessage, Handover, Organiser,
+              AdminToken, Suppression)
 
 
 def _one_client_for_all_models() -> None:

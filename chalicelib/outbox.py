@@ -22,7 +22,8 @@ Life of a message (table `outbox`, sparse GSI `by_due` on (due, next_attempt_at)
 A new message is due GRACE after its creation: the request delivers it itself first,
 the scheduled `deliver_due` only takes what the request could not send. While a message is
 claimed, `next_attempt_at` = `lease_until`, so it comes back by itself if the sender dies.
-Sent and failed messages lose `due` (they leave the index) and expire by TTL.
+Sent and failed messages lose `due` (they leave the index), and their address and content
+(privacy: they leave `by_recipient` too); the bare record expires by TTL after the retention period.
 """
 from __future__ import annotations
 
@@ -35,10 +36,11 @@ from typing import Iterable
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import clock, mail
+from chalicelib import clock, mail, messages
 from chalicelib.config import get_settings
 from chalicelib.models import OutboxByDue, OutboxMessage
 from chalicelib.observability import logger
+from chalicelib.privacy import address_hash
 
 DUE = "due"
 GRACE = timedelta(minutes=2)
@@ -48,8 +50,6 @@ BACKOFF_BASE = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=1)
 THROTTLE_BACKOFF = timedelta(minutes=2)
 MAX_ATTEMPTS = 12  # about 6 hours of retries; then the message is `failed` (and logged)
-SENT_RETENTION = timedelta(days=30)
-FAILED_RETENTION = timedelta(days=90)
 # deliver_due stops a batch after this many failures in a row (the backend is likely down)
 # or when its time budget is spent, and leaves the rest for the next run.
 MAX_CONSECUTIVE_FAILURES = 3
@@ -70,7 +70,7 @@ def message(recipient: str, template: str, language: str, context: dict, *,
         raise ValueError(f"unknown email template {template!r}")
     now = now or clock.now()
     return OutboxMessage(id=message_id or new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
-                         attempts=0, recipient=recipient, template=template,
+                         attempts=0, recipient=recipient, recipient_hash=address_hash(recipient), template=template,
                          language=language if language in mail.LANGUAGES else "nl",
                          context=context, created_at=clock.stamp(now))
 
@@ -93,10 +93,16 @@ def _is_condition_failure(exc: Exception) -> bool:
     return isinstance(exc, UpdateError) and exc.cause_response_code == "ConditionalCheckFailedException"
 
 
+def _forget_personal_data(now: datetime) -> list:
+    """A message that is sent or given up keeps no address and no content (names, links)."""
+    return [OutboxMessage.recipient.remove(), OutboxMessage.recipient_hash.remove(),
+            OutboxMessage.context.remove(), OutboxMessage.expires_at.set(now + get_settings().retention)]
+
+
 def _sent_actions(now: datetime) -> list:
     return [OutboxMessage.state.set("sent"), OutboxMessage.sent_at.set(clock.stamp(now)),
-            OutboxMessage.expires_at.set(now + SENT_RETENTION), OutboxMessage.due.remove(),
-            OutboxMessage.next_attempt_at.remove(), OutboxMessage.lease_until.remove()]
+            OutboxMessage.due.remove(), OutboxMessage.next_attempt_at.remove(),
+            OutboxMessage.lease_until.remove(), *_forget_personal_data(now)]
 
 
 def _mark_sent(msg: OutboxMessage, condition, now: datetime) -> bool:
@@ -133,8 +139,8 @@ def _mark_suppressed(msg: OutboxMessage, condition, now: datetime) -> None:
     try:
         msg.update(actions=[OutboxMessage.state.set("suppressed"), OutboxMessage.due.remove(),
                             OutboxMessage.next_attempt_at.remove(), OutboxMessage.lease_until.remove(),
-                            OutboxMessage.last_error.set("suppressed"),
-                            OutboxMessage.expires_at.set(now + FAILED_RETENTION)], condition=condition)
+                            OutboxMessage.last_error.set("suppressed"), *_forget_personal_data(now)],
+                  condition=condition)
         logger.info("outbox message suppressed", extra=_log_extra(msg))
     except PynamoDBException as exc:
         logger.warning("outbox message suppressed but not recorded", extra=_log_extra(
@@ -149,8 +155,7 @@ def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime
                OutboxMessage.lease_until.remove()]
     if attempts >= MAX_ATTEMPTS:
         actions += [OutboxMessage.state.set("failed"), OutboxMessage.due.remove(),
-                    OutboxMessage.next_attempt_at.remove(),
-                    OutboxMessage.expires_at.set(now + FAILED_RETENTION)]
+                    OutboxMessage.next_attempt_at.remove(), *_forget_personal_data(now)]
         logger.error("outbox message given up", extra=_log_extra(msg, error=error))
     else:
         delay = max(backoff(attempts), THROTTLE_BACKOFF) if throttled else backoff(attempts)
@@ -221,7 +226,7 @@ def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[Outb
                 retry_pause(attempt)
             continue
         return list(pending.values())
-    raise ServiceUnavailable("The outbox is very busy; please try again")
+    raise ServiceUnavailable(messages.BUSY)
 
 
 def dispatch(messages: list[OutboxMessage]) -> None:

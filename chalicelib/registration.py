@@ -16,19 +16,17 @@ same transaction: the email exists if and only if the change happened.
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
-from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
+from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
                                Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
                                retry_pause, storage_errors)
 from chalicelib.observability import logger
@@ -38,7 +36,6 @@ ROLES = ("teacher", "school_leader", "school_board", "local_politician", "educat
          "youth_work", "parent", "other")
 LANGUAGES = ("nl", "en")
 MANAGE_PURPOSE = "registration"
-ACTIVITY_RETENTION = timedelta(days=120)
 MAX_ATTEMPTS = 60
 POSITION_WINDOW = 20  # elements after the expected place read to find a new joiner
 PROMOTIONS_PER_TRANSACTION = 7  # meetup + line + 3 items a promotion: within 25 transaction items
@@ -64,10 +61,11 @@ class Outcome:
     created: bool
     position: int | None = None
     mail: list[OutboxMessage] = field(default_factory=list)
+    meetup: Meetup | None = None
 
     @property
     def manage_url(self) -> str:
-        return manage_url(self.registration)
+        return manage_url(self.registration, self.meetup.ends_at)
 
 
 # --- reading and validating ----------------------------------------------------------------------
@@ -91,15 +89,23 @@ def read_sign_up(payload: dict) -> SignUp:
 
 
 def guard_key(email: str) -> str:
-    return EMAIL_GUARD_PREFIX + hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    from chalicelib.privacy import address_hash
+    return EMAIL_GUARD_PREFIX + address_hash(email)
 
 
-def manage_token(registration: Registration) -> str:
-    return tokens.sign(MANAGE_PURPOSE, registration.meetup_id, registration.id)
+def link_expiry(meetup_ends_at: str):
+    """A registration's links work until its personal data is erased: the retention period after
+    the meetup ends (an earlier erasure ends them at once: the registration is gone)."""
+    return max(clock.from_storage(meetup_ends_at), clock.now()) + get_settings().retention
 
 
-def manage_url(registration: Registration) -> str:
-    return f"{get_settings().public_base_url}/registrations/{manage_token(registration)}"
+def manage_token(registration: Registration, meetup_ends_at: str) -> str:
+    return tokens.sign(MANAGE_PURPOSE, registration.meetup_id, registration.id,
+                       expires=link_expiry(meetup_ends_at))
+
+
+def manage_url(registration: Registration, meetup_ends_at: str) -> str:
+    return f"{get_settings().public_base_url}/registrations/{manage_token(registration, meetup_ends_at)}"
 
 
 def view(registration: Registration, position: int | None = None, *, full: bool = True) -> dict:
@@ -110,11 +116,29 @@ def view(registration: Registration, position: int | None = None, *, full: bool 
     return body
 
 
+def privacy_view(registration: Registration, token: str) -> dict:
+    """What the manage link shows of consent, and the links that exercise the person's rights."""
+    base = f"{get_settings().public_base_url}/registrations/{token}"
+    return {"consent_at": clock.to_public(registration.consent_at) if registration.consent_at else None,
+            "consent_version": registration.consent_version,
+            "follow_up_opt_in": bool(registration.follow_up_opt_in),
+            "follow_up_consent_at": clock.to_public(registration.follow_up_consent_at)
+            if registration.follow_up_consent_at else None,
+            "follow_up_withdrawn_at": clock.to_public(registration.follow_up_withdrawn_at)
+            if registration.follow_up_withdrawn_at else None,
+            "follow_up_url": f"{base}/follow-up", "data_url": f"{base}/data", "erase_url": f"{base}/erase",
+            "privacy_url": f"{get_settings().public_base_url}/privacy"}
+
+
 def admin_view(registration: Registration, position: int | None) -> dict:
     return view(registration, position) | {
         "email": registration.email, "role": registration.role, "organisation": registration.organisation,
         "municipality": registration.municipality, "theme": registration.theme,
-        "language": registration.language, "follow_up_opt_in": registration.follow_up_opt_in}
+        "language": registration.language, "follow_up_opt_in": registration.follow_up_opt_in,
+        # Extensions to the contract:
+        "consent_at": clock.to_public(registration.consent_at) if registration.consent_at else None,
+        "consent_version": registration.consent_version,
+        "erased": registration.erased_at is not None}
 
 
 def _load_registration(meetup_id: str, registration_id: str) -> Registration:
@@ -161,9 +185,17 @@ def _read_line_window(meetup_id: str, first: int, last: int) -> list[str]:
     return list(found.line or [])
 
 
-def find_by_token(token: str) -> tuple[Registration, int | None]:
-    meetup_id, registration_id = tokens.verify(MANAGE_PURPOSE, token, 2)
+def by_token(token: str, purpose: str = MANAGE_PURPOSE) -> Registration:
+    """The registration a link is for; 404 once its personal data has been erased."""
+    meetup_id, registration_id = tokens.verify(purpose, token, 2)
     registration = _load_registration(meetup_id, registration_id)
+    if registration.erased_at:
+        raise NotFound(messages.DATA_ERASED)
+    return registration
+
+
+def find_by_token(token: str) -> tuple[Registration, int | None]:
+    registration = by_token(token)
     return registration, waitlist_position(registration)
 
 
@@ -187,7 +219,7 @@ def _activity(kind: str, meetup: Meetup, registration: Registration, now, **deta
         meetup_id=meetup.id, province=meetup.province,
         details={"registration_id": registration.id, "name": registration.name, "role": registration.role,
                  "organisation": registration.organisation, **details},
-        expires_at=now + ACTIVITY_RETENTION)
+        expires_at=now + get_settings().retention)
 
 
 def _mail(template: str, meetup: Meetup, registration: Registration, position: int | None = None) -> OutboxMessage:
@@ -195,7 +227,7 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
     base = get_settings().public_base_url
     context = {
         "name": registration.name, "registration_id": registration.id, "status": registration.status,
-        "waitlist_position": position, "manage_url": manage_url(registration),
+        "waitlist_position": position, "manage_url": manage_url(registration, meetup.ends_at),
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                    "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
                    "join_url": meetup.join_url, "url": f"{base}/meetups/{meetup.id}", "tour_url": f"{base}/meetups"},
@@ -276,11 +308,11 @@ def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
     if not _is_open(meetup, now):
         raise Conflict(messages.CLOSED, code="closed")
     if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
-        return Outcome(registration, created=True)
+        return Outcome(registration, created=True, meetup=meetup)
     if not meetup.waitlist_enabled:
         raise Conflict(messages.FULL, code="full")
     registration.status = "waitlisted"
-    return Outcome(registration, created=True, position=int(meetup.waitlist_length) + 1)
+    return Outcome(registration, created=True, position=int(meetup.waitlist_length) + 1, meetup=meetup)
 
 
 def sign_up(meetup_id: str, payload: dict) -> Outcome:
@@ -292,13 +324,18 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     meetup = hints.get(meetup_id)
     now = clock.now()
     stamp = clock.to_storage(now)
+    from chalicelib.privacy import address_hash
     registration = Registration(
         meetup_id=meetup.id, sk="", id=secrets.token_urlsafe(12), status="confirmed", name=signup.name,
-        email=signup.email, role=signup.role, organisation=signup.organisation,
-        municipality=signup.municipality, theme=signup.theme, language=signup.language,
-        follow_up_opt_in=signup.follow_up_opt_in, created_at=stamp, updated_at=stamp)
+        email=signup.email, email_hash=address_hash(signup.email), role=signup.role,
+        organisation=signup.organisation, municipality=signup.municipality, theme=signup.theme,
+        language=signup.language, follow_up_opt_in=signup.follow_up_opt_in, created_at=stamp, updated_at=stamp,
+        # The consent the form asked for: when, and to which version of the statement.
+        consent_at=stamp, consent_version=get_settings().privacy_version,
+        follow_up_consent_at=stamp if signup.follow_up_opt_in else None)
     registration.sk = REGISTRATION_PREFIX + registration.id
-    guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id)
+    guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
+                       expires_at=clock.from_storage(meetup.ends_at) + get_settings().retention)
 
     if signup.is_bot:
         return _decoy(meetup, registration, now)
@@ -332,7 +369,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
             tx.commit()
         except TransactionCancelled as cancelled:
             if cancelled.failed("guard"):
-                return _existing(meetup.id, cancelled.old_item("guard"))
+                return _existing(meetup, cancelled.old_item("guard"))
             if cancelled.failed("registration") or cancelled.failed("mail"):
                 raise ServiceUnavailable(messages.TRY_AGAIN) from cancelled  # a random id collided
             meetup = hints.put(_fresh(meetup_id, cancelled, attempt))
@@ -346,7 +383,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
                                                      "status": registration.status, "position": position,
                                                      "attempts": attempt + 1})
         _deliver([mail])
-        return Outcome(registration, created=True, position=position, mail=[mail])
+        return Outcome(registration, created=True, position=position, mail=[mail], meetup=meetup)
     raise ServiceUnavailable(messages.BUSY)
 
 
@@ -355,13 +392,17 @@ def _note_committed(meetup: Meetup, registration: Registration) -> None:
     hints.count(meetup.id, registration.status)
 
 
-def _existing(meetup_id: str, raw_guard: dict | None) -> Outcome:
-    """The same address already holds a place here: answer with that registration, change nothing."""
+def _existing(meetup: Meetup, raw_guard: dict | None) -> Outcome:
+    """The same address already holds a place here: change nothing, and mail that address its
+    manage link again (at most once per privacy.RESEND_INTERVAL). The caller answers with nothing
+    of the existing registration: an address tells a stranger no more than that it is registered."""
+    from chalicelib import privacy
     registration_id = (raw_guard or {}).get("registration_id", {}).get("S")
     if not registration_id:
         raise ServiceUnavailable(messages.TRY_AGAIN)
-    registration = _load_registration(meetup_id, registration_id)
-    return Outcome(registration, created=False, position=waitlist_position(registration))
+    registration = _load_registration(meetup.id, registration_id)
+    privacy.send_link(registration, meetup)
+    return Outcome(registration, created=False, meetup=meetup)
 
 
 # --- cancellation and promotion ------------------------------------------------------------------
@@ -402,8 +443,13 @@ def _promote(tx: Transaction, meetup: Meetup, line_ids: list[str], waiting: list
 def cancel(token: str) -> Outcome:
     """Cancel through the manage link; again on a cancelled one answers the same.
     A freed seat goes to the first in line in the same transaction."""
-    meetup_id, registration_id = tokens.verify(MANAGE_PURPOSE, token, 2)
-    registration = _load_registration(meetup_id, registration_id)
+    return cancel_registration(by_token(token))
+
+
+def cancel_registration(registration: Registration, *, notify: bool = True) -> Outcome:
+    """Cancel; `notify=False` (an erasure follows) sends the person no cancellation email.
+    Cancelling sets when its personal data goes (`erase_after`, the `by_erasure` index)."""
+    meetup_id, registration_id = registration.meetup_id, registration.id
     if registration.status == "cancelled":
         return Outcome(registration, created=False)
     meetup = catalogue.load(meetup_id, consistent=True)
@@ -433,12 +479,15 @@ def cancel(token: str) -> Outcome:
                       (Meetup.waitlist_length == 0) if _is_open(meetup, now) else None, return_old=True)
         tx.update("registration", registration,
                   [Registration.status.set("cancelled"), Registration.cancelled_at.set(stamp),
-                   Registration.updated_at.set(stamp)], Registration.status == was)
+                   Registration.updated_at.set(stamp), Registration.erase_due.set(ERASURE_DUE),
+                   Registration.erase_after.set(clock.to_storage(now + get_settings().retention))],
+                  (Registration.status == was) & Registration.erased_at.does_not_exist())
         tx.delete("guard", EmailGuard(meetup_id=meetup.id, sk=guard_key(registration.email)),
                   EmailGuard.registration_id == registration.id)
         tx.put("activity", _activity("cancelled", meetup, registration, now, was=was))
-        mails.insert(0, _mail("registration_cancelled", meetup, registration))
-        tx.put("mail", mails[0], OutboxMessage.id.does_not_exist())
+        if notify:
+            mails.insert(0, _mail("registration_cancelled", meetup, registration))
+            tx.put("mail", mails[0], OutboxMessage.id.does_not_exist())
         try:
             tx.commit()
         except TransactionCancelled as cancelled:
@@ -451,8 +500,8 @@ def cancel(token: str) -> Outcome:
             "meetup_id": meetup.id, "registration_id": registration.id, "was": was,
             "promoted": [w.id for w in head]})
         _deliver(mails)
-        return Outcome(registration, created=False, mail=mails)
-    raise ServiceUnavailable("The meetup is very busy; please try again")
+        return Outcome(registration, created=False, mail=mails, meetup=meetup)
+    raise ServiceUnavailable(messages.BUSY)
 
 
 def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxMessage]]:
@@ -489,7 +538,7 @@ def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxM
         if int(meetup.confirmed) >= capacity or not int(meetup.waitlist_length):
             break
     else:
-        raise ServiceUnavailable("The meetup is very busy; please try again")
+        raise ServiceUnavailable(messages.BUSY)
     hints.forget(meetup.id)
     logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity,
                                             "promoted": len(mails)})
@@ -505,7 +554,8 @@ def tell_meetup_cancelled(meetup: Meetup) -> int:
     with storage_errors():
         people = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                          consistent_read=True,
-                                         filter_condition=Registration.status.is_in("confirmed", "waitlisted")))
+                                         filter_condition=Registration.status.is_in("confirmed", "waitlisted")
+                                         & Registration.erased_at.does_not_exist()))
     queued: list[OutboxMessage] = []
     for start in range(0, len(people), 25):
         batch = {}

@@ -55,6 +55,8 @@ def render_page(template: str, lang: str, **context) -> str:
     e.g. "/api" on the execute-api URL; see chalicelib.http.base_path)."""
     from chalicelib.http import current_base
     context.setdefault("base", current_base())
+    from chalicelib.config import get_settings
+    context.setdefault("privacy_version", get_settings().privacy_version)
     return environment().get_template(template).render(lang=lang, t=TEXTS[lang], **context)
 
 
@@ -133,7 +135,23 @@ TEXTS = {
         "cancel_confirm": "Wil je je aanmelding annuleren? Je plaats gaat dan naar de volgende op de wachtlijst.",
         "sign_up_again": "Opnieuw aanmelden",
         "received": "Bedankt! We hebben je aanmelding ontvangen. Je krijgt een e-mail met de details.",
-        "already": "Met dit e-mailadres ben je al aangemeld voor deze meetup. De link om je aanmelding te bekijken staat in je e-mail.",
+        "already": "Dit e-mailadres is al aangemeld voor deze meetup. We hebben de link naar die aanmelding opnieuw naar dit adres gemaild (hooguit eens per 10 minuten).",
+        "resend_title": "Mail me mijn link",
+        "resend_intro": "Vul het e-mailadres in waarmee je je aanmeldde. We mailen de links naar je aanmeldingen naar dat adres.",
+        "resend_submit": "Mail mijn link",
+        "resend_sent": "Als er met dit adres aanmeldingen zijn, hebben we de links ernaartoe gemaild. Kijk ook in je spam.",
+        "lost_link": "Link kwijt? Mail me mijn link",
+        "your_data": "Je gegevens",
+        "consent_given": "Je ging akkoord met de privacyverklaring (versie {version}) op {date}.",
+        "follow_up_on": "Je krijgt een uitnodiging voor de vervolgmeetup.",
+        "follow_up_off": "Je krijgt geen uitnodiging voor de vervolgmeetup.",
+        "follow_up_stop": "Geen vervolgmails meer",
+        "follow_up_start": "Houd me toch op de hoogte van de vervolgmeetup",
+        "download": "Download mijn gegevens (JSON)",
+        "erase": "Mijn gegevens wissen",
+        "erase_confirm": "Ja, wis mijn gegevens",
+        "erased_title": "Je gegevens zijn gewist",
+        "cancel_and_back": "Nee, terug naar mijn aanmelding",
         "full_waitlist": "Deze meetup is vol. Meld je aan voor de wachtlijst: je hoort het meteen als er een plek vrijkomt.",
     },
     "en": {
@@ -194,7 +212,23 @@ TEXTS = {
         "cancel_confirm": "Cancel your registration? Your place goes to the next person on the waiting list.",
         "sign_up_again": "Sign up again",
         "received": "Thank you! We have received your registration. You will get an email with the details.",
-        "already": "This email address is already registered for this meetup. The link to your registration is in your email.",
+        "already": "This email address is already registered for this meetup. We have emailed the link to that registration to this address again (at most once every 10 minutes).",
+        "resend_title": "Email me my link",
+        "resend_intro": "Enter the email address you signed up with. We email the links to your registrations to that address.",
+        "resend_submit": "Email my link",
+        "resend_sent": "If this address has registrations, we have emailed their links to it. Please check your spam folder too.",
+        "lost_link": "Lost your link? Email me my link",
+        "your_data": "Your data",
+        "consent_given": "You accepted the privacy statement (version {version}) on {date}.",
+        "follow_up_on": "You will be invited to the follow-up meetup.",
+        "follow_up_off": "You will not be invited to the follow-up meetup.",
+        "follow_up_stop": "No more follow-up emails",
+        "follow_up_start": "Keep me posted about the follow-up meetup after all",
+        "download": "Download my data (JSON)",
+        "erase": "Erase my data",
+        "erase_confirm": "Yes, erase my data",
+        "erased_title": "Your data has been erased",
+        "cancel_and_back": "No, back to my registration",
         "full_waitlist": "This meetup is full. Join the waiting list: you will hear at once when a place frees up.",
     },
 }

@@ -75,7 +75,8 @@ MAIL_DELIVERY = "stream"
 # The DynamoDB item actions the code uses (transactions are authorised per item as Put/Update/Delete/
 # ConditionCheckItem). Never BatchWriteItem, DescribeTable or Scan.
 DYNAMODB_ACTIONS = {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
-                    "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:BatchGetItem"}
+                    "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:BatchGetItem",
+                    "dynamodb:BatchWriteItem"}  # BatchWriteItem: the retention job deletes in batches
 WRITE_ACTIONS = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"}
 # The API function (the one whose handler is the Chalice app) only reads these tables: admin tokens
 # are created by `python -m chalicelib.admin`, run with an operator's credentials.

@@ -41,6 +41,7 @@ def create_tables(prefix: str, client=None) -> list[str]:
     for suffix, props in table_definitions().items():
         name = prefix + suffix
         if name in existing:
+            update_table(client, name, props)  # yesterday's `make run` data: add what was defined since
             continue
         try:
             client.create_table(**create_table_args(props, name))
@@ -54,6 +55,42 @@ def create_tables(prefix: str, client=None) -> list[str]:
             client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
         created.append(name)
     return created
+
+
+def update_table(client, name: str, props: dict) -> list[str]:
+    """Give an existing table the indexes and the TTL that infra/resources.json has added since it
+    was created (one index at a time, as DynamoDB allows); returns what was added."""
+    added = []
+    table = client.describe_table(TableName=name)["Table"]
+    have = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    types = {d["AttributeName"]: d for d in props["AttributeDefinitions"]}
+    for index in props.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in have:
+            continue
+        definitions = [types[key["AttributeName"]] for key in index["KeySchema"]]
+        client.update_table(TableName=name, AttributeDefinitions=definitions,
+                            GlobalSecondaryIndexUpdates=[{"Create": copy.deepcopy(index)}])
+        _wait_for_indexes(client, name)  # DynamoDB builds one new index at a time
+        added.append(index["IndexName"])
+    ttl = props.get("TimeToLiveSpecification")
+    if ttl and client.describe_time_to_live(TableName=name)["TimeToLiveDescription"].get(
+            "TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+        client.update_time_to_live(TableName=name, TimeToLiveSpecification=ttl)
+        added.append("ttl")
+    return added
+
+
+def _wait_for_indexes(client, name: str, timeout: float = 120.0) -> None:
+    import time
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        table = client.describe_table(TableName=name)["Table"]
+        if table["TableStatus"] == "ACTIVE" and all(
+                index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in table.get("GlobalSecondaryIndexes", [])):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the indexes of {name} are still being built: {table['TableStatus']} "
+                       f"{[(i['IndexName'], i.get('IndexStatus')) for i in table.get('GlobalSecondaryIndexes', [])]}")
 
 
 def delete_tables(prefix: str, client=None) -> None:

@@ -240,3 +240,38 @@ def test_sign_up_works_without_javascript(page_without_javascript, live_service)
     listing = requests.get(f"{live_service.base_url}/admin/meetups/{meetup_id}/registrations",
                            headers=live_service.admin_headers, timeout=30).json()["registrations"]
     assert [r["status"] for r in listing if r["email"] == address] == ["confirmed"]
+
+
+def test_erase_my_data_from_the_manage_page(page, live_service):
+    """The manage page's "erase my data": a confirmation page first (nothing changes), then a form
+    post that cancels the place and erases; the link ends with the data."""
+    meetup_id = f"drenthe-{tour_year()}"
+    address = fresh_email("erase")
+    page.goto(f"{live_service.base_url}/meetups/{meetup_id}/register")
+    fill_form(page, "Wis Mij Maar", address)
+    assert submit(page, "Aanmelden").status == 303
+    assert_registered(page, "nl")
+    manage_url = page.url.split("?")[0]
+
+    # Accessible: the data section has its heading; the consent and its version are shown.
+    assert page.get_by_role("heading", level=2, name="Je gegevens").count() == 1
+    assert "versie" in page.locator("#consent").inner_text()
+    assert page.get_by_role("link", name="Download mijn gegevens (JSON)").count() == 1
+
+    page.get_by_role("link", name="Mijn gegevens wissen").click()
+    page.wait_for_url("**/erase")
+    assert page.get_by_role("heading", level=1).inner_text().startswith("Mijn gegevens wissen")
+    assert requests.get(manage_url, timeout=30).status_code == 200, "the confirmation step changes nothing"
+
+    erased = submit(page, "Ja, wis mijn gegevens")
+    assert erased.status == 303, erased.status
+    assert "/registrations/erased" in page.url
+    assert page.locator("html").get_attribute("lang") == "nl"
+    assert "gewist" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("heading", level=1).inner_text() == "Je gegevens zijn gewist"
+
+    assert requests.get(manage_url, timeout=30).status_code == 404
+    listing = requests.get(f"{live_service.base_url}/admin/meetups/{meetup_id}/registrations",
+                           headers=live_service.admin_headers, timeout=30).json()["registrations"]
+    assert [r for r in listing if r["email"] == address] == []
+    assert any(r["erased"] and r["status"] == "cancelled" and r["municipality"] == "Utrecht" for r in listing)

@@ -605,9 +605,15 @@ def test_admin_runs_the_digests_now(client, admin_headers, fake_clock):
     again = client.http.post("/admin/digests/run", headers=admin_headers, body="{}")
     assert again.json_body["sent"] == 0
     sent = messages_to(organiser["email"])  # the configured (file) backend
-    assert len(sent) == 1 and organiser["unsubscribe_url"] in text_of(sent[0])
-    assert organiser["unsubscribe_url"] in html_of(sent[0])
-    assert sent[0]["List-Unsubscribe"] == f"<{organiser['unsubscribe_url']}>"
+    assert len(sent) == 1
+    # Signed when the digest is sent (each link carries its own expiry), for the same subscription.
+    import re
+
+    from chalicelib import tokens
+    link = re.search(r"http://testserver/organisers/unsubscribe/\S+", text_of(sent[0])).group(0)
+    assert link in html_of(sent[0]) and sent[0]["List-Unsubscribe"] == f"<{link}>"
+    assert tokens.verify(digest.UNSUBSCRIBE_PURPOSE, link.rsplit("/", 1)[1], 2) == tokens.verify(
+        digest.UNSUBSCRIBE_PURPOSE, organiser["unsubscribe_url"].rsplit("/", 1)[1], 2)
 
 
 def test_unsubscribe_link_shows_then_unsubscribes_and_answers_the_same_again(client, admin_headers, fake_clock):

@@ -21,7 +21,7 @@ from tests.factories import make_meetup
 from tests.mailbox import html_of, messages_to, text_of
 
 JSON = {"Content-Type": "application/json"}
-ACCEPT_LINK = re.compile(r"http://testserver(/handovers/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
+ACCEPT_LINK = re.compile(r"http://testserver(/handovers/[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+)")
 
 
 def unique_email(name: str) -> str:

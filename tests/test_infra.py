@@ -137,3 +137,32 @@ def test_local_tables_match_infra(suffix):
         assert ttl["AttributeName"] == props["TimeToLiveSpecification"]["AttributeName"]
     else:
         assert ttl["TimeToLiveStatus"] == "DISABLED"
+
+
+@pytest.mark.slow
+def test_tables_made_before_an_index_or_ttl_was_added_get_them():
+    """`make run` keeps yesterday's tables: create_tables adds what infra/resources.json added since.
+    On a DynamoDB Local of its own: the session's one, busy with the end-to-end service, can take
+    minutes to finish building an index."""
+    import copy
+
+    from devtools import dynamodb_local
+
+    own = dynamodb_local.start()
+    try:
+        client = boto3.client("dynamodb", endpoint_url=own.endpoint, region_name="eu-west-1",
+                              aws_access_key_id="local", aws_secret_access_key="local")
+        props = copy.deepcopy(INFRA["registrations"])
+        old = dict(props, AttributeDefinitions=[d for d in props["AttributeDefinitions"]
+                                                if d["AttributeName"] in ("meetup_id", "sk")])
+        old.pop("GlobalSecondaryIndexes")
+        name = "old-registrations"
+        client.create_table(**tables.create_table_args(old, name))
+        client.get_waiter("table_exists").wait(TableName=name)
+        assert sorted(tables.update_table(client, name, props)) == ["by_email", "by_erasure", "ttl"]
+        table = client.describe_table(TableName=name)["Table"]
+        assert _indexes(table, "GlobalSecondaryIndexes") == _indexes(props, "GlobalSecondaryIndexes")
+        assert client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
+        assert tables.update_table(client, name, props) == [], "a second time: nothing to add"
+    finally:
+        own.stop()

@@ -21,7 +21,8 @@ RUNTIME_LIBRARIES = ("pynamodb", "jinja2", "markupsafe", "aws_lambda_powertools"
 OUTBOX_STREAM = {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}
 STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 FUNCTION_ROLES = {"APIHandler": "ApiFunctionRole", "RetryOutbox": "RetryOutboxRole", "DeliverOutbox": "DeliverOutboxRole",
-                  "SendDigests": "SendDigestsRole", "HandleMailEvents": "HandleMailEventsRole"}
+                  "SendDigests": "SendDigestsRole", "HandleMailEvents": "HandleMailEventsRole",
+                  "ApplyRetention": "ApplyRetentionRole"}
 
 pytestmark = pytest.mark.slow
 
@@ -75,7 +76,12 @@ def test_iam_is_least_privilege(template):
     for statement in ssm:
         assert package.as_list(statement["Action"]) == ["ssm:GetParameter"]
         assert "${SigningSecretParameter}" in statement["Resource"]["Fn::Sub"], "only the one parameter"
-    assert "dynamodb:BatchWriteItem" not in actions and "dynamodb:DescribeTable" not in actions, "never used"
+    assert "dynamodb:DescribeTable" not in actions, "never used"
+    # Batch deletes are the retention job's alone (email guards, expired activity records).
+    batch_writers = {name for name, role in package.function_roles(template).items()
+                     if "dynamodb:BatchWriteItem" in {a for s in package.role_statements(template, role)
+                                                      for a in package.as_list(s.get("Action", []))}}
+    assert batch_writers == {"ApplyRetention"}
     assert "ses:SendEmail" not in actions, "mail.SesBackend sends raw email only"
     # Nothing else hands out permissions: no SAM policy templates, no second role.
     for name, function in package.functions(template).items():
@@ -273,6 +279,10 @@ def _project(tmp_path, extra: str = "") -> Path:
         def send_digests(event):
             return None
 
+        @app.schedule(Rate(1, unit=Rate.HOURS))
+        def apply_retention(event):
+            return None
+
         @app.on_dynamodb_record(stream_arn=OUTBOX_STREAM_PLACEHOLDER)
         def deliver_outbox(event):
             return None
@@ -329,7 +339,9 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
                    "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:BatchGetItem"}
                for t in ("MeetupsTable", "RegistrationsTable", "ActivityTable", "HandoversTable",
                          "OrganisersTable", "IdempotencyTable")},
-            "OutboxTable": {"dynamodb:PutItem"}, "AdminTokensTable": {"dynamodb:GetItem"},
+            # Queue mail; erasure on request finds an address's queued mail by its hash and deletes it.
+            "OutboxTable": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DeleteItem"},
+            "AdminTokensTable": {"dynamodb:GetItem"},
             "SuppressionsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}},
         "RetryOutboxRole": {"OutboxTable": {"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"},
                             "SuppressionsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}},
@@ -339,6 +351,11 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
                             "ActivityTable": {"dynamodb:Query"},
                             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}},
         "HandleMailEventsRole": {"SuppressionsTable": {"dynamodb:UpdateItem"}},
+        "ApplyRetentionRole": {
+            "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+                                   "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
+            "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+            "ActivityTable": {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}},
     }
     for role, grants in expected.items():
         for table in tables:

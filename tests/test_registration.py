@@ -93,17 +93,34 @@ def test_past_closed_or_cancelled_meetup_is_409_closed(client, admin_headers, se
     assert counts(meetup.id) == (0, 0)
 
 
-def test_same_email_again_returns_existing_without_link_or_second_mail(client):
+def test_same_email_again_tells_nothing_of_the_registration_and_mails_its_link_once_per_10_minutes(
+        client, monkeypatch):
+    import re
+    from datetime import timedelta
+
+    from chalicelib import clock
     meetup = make_meetup(capacity=5)
     body = person()
     first = sign_up(client, meetup.id, body).json_body
-    again = sign_up(client, meetup.id, dict(body, email=body["email"].upper(), name="Someone Else"))
-    assert again.status_code == 200
-    assert again.json_body == {"registration": {"id": first["registration"]["id"], "meetup_id": meetup.id,
-                                                "status": "confirmed", "waitlist_position": None}}
-    assert "manage_url" not in again.json_body
+    start = clock.now()
+    monkeypatch.setattr(clock, "now", lambda: start)
+    for _ in range(3):
+        again = sign_up(client, meetup.id, dict(body, email=body["email"].upper(), name="Someone Else"))
+        assert again.status_code == 200
+        assert set(again.json_body) == {"already_registered", "message"}
+        assert again.json_body["already_registered"] is True and again.json_body["message"]
+        answer = json.dumps(again.json_body)
+        for secret in (first["registration"]["id"], "confirmed", "waitlist", body["name"], "manage_url", "/registrations/"):
+            assert secret not in answer
     assert counts(meetup.id) == (1, 0)
-    assert len(messages_to(body["email"])) == 1
+    mails = messages_to(body["email"])
+    assert len(mails) == 2, "the confirmation, then the link once, however often it is asked"
+    link = re.search(r"http://testserver/registrations/\S+", text_of(mails[1])).group(0)
+    assert client.http.get(path_of(link)).json_body["registration"]["id"] == first["registration"]["id"]
+
+    monkeypatch.setattr(clock, "now", lambda: start + timedelta(minutes=10, seconds=1))
+    assert sign_up(client, meetup.id, body).status_code == 200
+    assert len(messages_to(body["email"])) == 3, "again after 10 minutes"
 
 
 def test_manage_link_shows_and_never_changes(client):

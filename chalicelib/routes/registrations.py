@@ -25,12 +25,6 @@ def sign_up_form(meetup_id):
     return _form_page(meetup_id, language(bp.current_request))
 
 
-@route("/privacy", methods=["GET"])
-def privacy():
-    """The privacy statement the sign-up form asks people to accept."""
-    return html_response(rendering.render_page("privacy.html", language(bp.current_request)))
-
-
 @route("/meetups/{meetup_id}/registrations", methods=["POST"])
 def sign_up(meetup_id):
     request = bp.current_request
@@ -50,7 +44,8 @@ def sign_up(meetup_id):
     if outcome.created:
         return json_response({"registration": registration.view(outcome.registration, outcome.position),
                               "manage_url": outcome.manage_url}, 201)
-    return json_response({"registration": registration.view(outcome.registration, outcome.position, full=False)})
+    # Nothing of the existing registration: the address's owner gets its link by email.
+    return json_response({"already_registered": True, "message": rendering.TEXTS[lang]["already"]})
 
 
 @route("/meetups/{meetup_id}/registered", methods=["GET"])
@@ -63,12 +58,14 @@ def signed_up(meetup_id):
 
 def _manage_answer(outcome_registration, position, lang):
     request = bp.current_request
+    token = request.uri_params["token"]
+    mine = registration.privacy_view(outcome_registration, token)
     if wants_html(request):
         meetup = catalogue.get_meetup(outcome_registration.meetup_id)
         return html_response(rendering.render_page(
             "manage.html", lang, registration=registration.view(outcome_registration, position),
-            meetup=meetup, token=request.uri_params["token"]))
-    return json_response({"registration": registration.view(outcome_registration, position)})
+            meetup=meetup, token=token, privacy=mine))
+    return json_response({"registration": registration.view(outcome_registration, position), "privacy": mine})
 
 
 @route("/registrations/{token}", methods=["GET"])
