@@ -246,7 +246,7 @@ def routes(blueprint):
                                           lang=language(request) if html else message_language(request))
                 except Exception:  # the last guard: log it, answer a plain 500
                     logger.exception("unhandled error", extra={"path": request.path})
-                    return json_response({"error": "internal", "message": "An internal error occurred"}, 500)
+                    return json_response({"error": "internal", "message": "Er ging iets mis aan onze kant. (An internal error occurred.)"}, 500)
                 finally:
                     _base_path.reset(base)
             return blueprint.route(path, **options)(handle)

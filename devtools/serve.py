@@ -33,13 +33,15 @@ ERROR_CODES = {400: "malformed_request", 404: "not_found", 405: "method_not_allo
                413: "body_too_large", 414: "uri_too_long", 415: "unsupported_media_type",
                431: "headers_too_large", 500: "internal", 501: "not_implemented",
                505: "http_version_not_supported"}
+# The gateway cannot tell the caller's language: Dutch first, English after it.
 MESSAGES = {
-    404: "There is nothing at this address",
-    405: "This address does not take this method; see the Allow header",
-    415: "The body's Content-Type is not supported here; use application/json or "
-         "application/x-www-form-urlencoded",
-    500: "An internal error occurred",
-    501: "This HTTP method is not supported",
+    404: "Hier is niets te vinden. (There is nothing at this address.)",
+    405: "Dit adres kent deze methode niet; zie de Allow-header. (This address does not take this method; "
+         "see the Allow header.)",
+    415: "Dit soort inhoud kennen we niet; gebruik application/json of application/x-www-form-urlencoded. "
+         "(This Content-Type is not supported; use application/json or application/x-www-form-urlencoded.)",
+    500: "Er ging iets mis aan onze kant. (An internal error occurred.)",
+    501: "Deze HTTP-methode kennen we niet. (This HTTP method is not supported.)",
 }
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
 
