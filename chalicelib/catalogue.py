@@ -20,6 +20,8 @@ PROVINCES = ("Drenthe", "Flevoland", "Friesland", "Gelderland", "Groningen", "Li
              "Noord-Brabant", "Noord-Holland", "Overijssel", "Utrecht", "Zeeland", "Zuid-Holland")
 _PROVINCE_ALIASES = {p.lower(): p for p in PROVINCES} | {"fryslân": "Friesland", "fryslan": "Friesland"}
 MAX_CAPACITY = 100_000
+# What a calendar entry shows: a change of any of these raises the meetup's calendar_sequence.
+CALENDAR_FIELDS = ("starts_at", "ends_at", "city", "venue", "mode", "join_url")
 SETTABLE = ("title", "kind", "province", "city", "venue", "host", "starts_at", "ends_at", "mode",
             "capacity", "waitlist", "status", "join_url", "description", "follows")
 
@@ -114,6 +116,13 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
         else:
             found = list(Meetup.by_start.query(TOUR_LISTING, range_condition))
     return [m for m in found if kind is None or m.kind == kind]
+
+
+def find_calendar(*, province: str | None = None, meetup_id: str | None = None) -> list[Meetup]:
+    """The meetups of the tour calendar: all (or a province's), or the one asked for."""
+    if meetup_id is not None:
+        return [load(meetup_id)]
+    return find_meetups(province=province)
 
 
 def load_many(meetup_ids: list[str]) -> list[Meetup]:
@@ -257,10 +266,14 @@ def update_meetup(meetup_id: str, payload: dict) -> Meetup:
     if capacity is not None:
         from chalicelib import registration  # the waitlist rule lives with the roster
         meetup, _ = registration.change_capacity(meetup, capacity)
+    # A change of time, place, mode or join details updates everyone's calendar entry.
+    moved = any(name in CALENDAR_FIELDS and value != getattr(meetup, name) for name, value in values.items())
     if values:
         values["updated_at"] = clock.to_storage(clock.now())
         actions = [getattr(Meetup, name).set(value) if value is not None else getattr(Meetup, name).remove()
                    for name, value in values.items()]
+        if moved:
+            actions.append(Meetup.calendar_sequence.add(1))
         with storage_errors():
             try:
                 meetup.update(actions=actions, condition=Meetup.id.exists())
@@ -273,4 +286,7 @@ def update_meetup(meetup_id: str, payload: dict) -> Meetup:
     if values.get("state") == "cancelled":
         from chalicelib import registration  # the people registered are the roster's
         registration.tell_meetup_cancelled(meetup)
+    elif moved and meetup.state != "cancelled":
+        from chalicelib import registration
+        registration.tell_meetup_changed(meetup)
     return meetup

@@ -80,7 +80,8 @@ SCHEDULED_TIME_BUDGET_SECONDS = 240.0  # send_digests has a 300 s Lambda timeout
 MAX_ENTRIES_PER_MEETUP = 50
 MAX_ENTRIES = 300
 NEXT_SESSIONS = 5
-CHANGE_TYPES = ("signed_up", "waitlisted", "promoted", "cancelled", "handover")
+CHANGE_TYPES = ("signed_up", "waitlisted", "promoted", "cancelled", "handover", "joined")
+COUNTED_ONLY = ("joined",)  # followed their personal join link: a number, no names
 
 
 # --- periods ------------------------------------------------------------------------------------
@@ -627,6 +628,8 @@ def digest_context(organiser: Organiser, period: Period, changes: list[Change], 
                 "meetup": _meetup_context(tour.by_id.get(item.meetup_id), item.meetup_id),
                 "counts": {kind: 0 for kind in CHANGE_TYPES}, "entries": [], "more": 0}
         section["counts"][item.type] += 1
+        if item.type in COUNTED_ONLY:
+            continue
         if len(section["entries"]) < MAX_ENTRIES_PER_MEETUP and listed < MAX_ENTRIES:
             section["entries"].append(_entry(item, lang))
             listed += 1

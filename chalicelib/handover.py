@@ -229,7 +229,7 @@ def _activity(handover: Handover, outgoing: Meetup, follow_up: Meetup, now: date
 def _meetup_context(meetup: Meetup) -> dict:
     base = get_settings().public_base_url
     return {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at, "ends_at": meetup.ends_at,
-            "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue, "join_url": meetup.join_url,
+            "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
             "url": f"{base}/meetups/{meetup.id}"}
 
 

@@ -29,11 +29,13 @@ from chalicelib import clock, rendering
 from chalicelib.config import get_settings
 
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
-             "registration_cancelled", "meetup_cancelled", "organiser_digest",
+             "registration_cancelled", "meetup_cancelled", "meetup_changed", "organiser_digest",
              "handover_incoming", "handover_outgoing", "follow_up_invitation", "registration_link")
 LANGUAGES = ("nl", "en")
-# Kinds of email that carry a calendar invitation.
-WITH_INVITATION = frozenset({"registration_confirmed", "registration_promoted"})
+# Kinds of email that carry a calendar invitation (REQUEST), or take it back (CANCEL). Every
+# invitation of a registration has one UID; SEQUENCE follows the meetup's `calendar_sequence`.
+WITH_INVITATION = frozenset({"registration_confirmed", "registration_promoted", "meetup_changed"})
+WITH_CANCELLATION = frozenset({"registration_cancelled", "meetup_cancelled"})
 ICS_UID_DOMAIN = "klassen-meetups"
 SMTP_TIMEOUT_SECONDS = 20
 
@@ -146,7 +148,8 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     lang = language if language in LANGUAGES else "nl"
     env = rendering.environment()
     # with_place: the email gives a confirmed place (join link, invitation).
-    values = dict(context, lang=lang, site=rendering.TEXTS[lang]["site"], with_place=template in WITH_INVITATION,
+    values = dict({"join_link": None}, **context)  # messages queued before join links existed
+    values = dict(values, lang=lang, site=rendering.TEXTS[lang]["site"], with_place=template in WITH_INVITATION,
                   name=_one_line(context.get("name")))
 
     text_template = env.get_template(f"email/{template}.txt")
@@ -169,9 +172,12 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     message["Auto-Submitted"] = "auto-generated"
     message.set_content(text)
     message.add_alternative(html, subtype="html")
-    if template in WITH_INVITATION:
-        message.add_attachment(invitation(recipient, context, lang), maintype="text", subtype="calendar",
-                               filename="klassen-meetup.ics", params={"method": "REQUEST", "charset": "utf-8"})
+    # A CANCEL only takes back an invitation the person had: a confirmed place's.
+    if template in WITH_INVITATION or (template in WITH_CANCELLATION and context.get("status") == "confirmed"):
+        method = "CANCEL" if template in WITH_CANCELLATION else "REQUEST"
+        message.add_attachment(invitation(recipient, context, lang, method=method), maintype="text",
+                               subtype="calendar", filename="klassen-meetup.ics",
+                               params={"method": method, "charset": "utf-8"})
     message["Content-Language"] = lang  # after the body: set_content() clears Content-* headers
     if context.get("list_unsubscribe_url"):
         # One-click unsubscribe (RFC 8058): mail clients POST to the same link as the one in the footer.
@@ -180,24 +186,26 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     return message
 
 
-def invitation(recipient: str, context: dict, lang: str = "nl") -> bytes:
-    """An iCalendar REQUEST for the meetup of a registration (UID stable per registration,
-    so a promotion after a cancellation updates the same calendar entry)."""
+def invitation(recipient: str, context: dict, lang: str = "nl", *, method: str = "REQUEST") -> bytes:
+    """An iCalendar REQUEST (or CANCEL) for the meetup of a registration. The UID is stable per
+    registration, so an update or a cancellation changes the same calendar entry; SEQUENCE is the
+    meetup's, raised by every change of time, place, mode or join details (a CANCEL one higher)."""
     from icalendar import Calendar, Event, vCalAddress
 
     meetup = context["meetup"]
     starts = clock.from_storage(meetup["starts_at"]).astimezone(clock.AMSTERDAM)
     ends = clock.from_storage(meetup["ends_at"]).astimezone(clock.AMSTERDAM)
     online = meetup.get("mode") == "online"
+    join_link = context.get("join_link")
     if online:
-        location = " ".join(part for part in ("Online", meetup.get("join_url")) if part)
+        location = " ".join(part for part in ("Online", join_link) if part)
     else:
         location = ", ".join(part for part in (meetup.get("venue"), meetup.get("city")) if part)
     manage = context.get("manage_url") or ""
     description = (f"Je aanmelding bekijken of annuleren: {manage}" if lang == "nl"
                    else f"See or cancel your registration: {manage}")
-    if online and meetup.get("join_url"):
-        description += ("\nDeelnemen: " if lang == "nl" else "\nJoin: ") + meetup["join_url"]
+    if online and join_link:
+        description += ("\nDeelnemen: " if lang == "nl" else "\nJoin: ") + join_link
 
     sender_name, sender_addr = _sender()
     organizer = vCalAddress(f"mailto:{sender_addr}")
@@ -207,11 +215,12 @@ def invitation(recipient: str, context: dict, lang: str = "nl") -> bytes:
                             "ROLE": "REQ-PARTICIPANT", "RSVP": "FALSE"})
     event = Event.new(uid=f"{context['registration_id']}@{ICS_UID_DOMAIN}", summary=meetup["title"],
                       start=starts, end=ends, location=location or None, description=description,
-                      url=meetup.get("url") or None, stamp=clock.now(), sequence=0)
-    event.add("status", "CONFIRMED")
+                      url=meetup.get("url") or None, stamp=clock.now(),
+                      sequence=int(meetup.get("sequence") or 0) + (1 if method == "CANCEL" else 0))
+    event.add("status", "CANCELLED" if method == "CANCEL" else "CONFIRMED")
     event.add("organizer", organizer)
     event.add("attendee", attendee)
-    calendar = Calendar.new(prodid="-//Klassen Meetups//NL", method="REQUEST", subcomponents=[event])
+    calendar = Calendar.new(prodid="-//Klassen Meetups//NL", method=method, subcomponents=[event])
     # Only the transitions around the meetup: a small VTIMEZONE that still carries the TZID.
     calendar.add_missing_timezones(first_date=starts.date() - timedelta(days=366),
                                    last_date=max(ends.date(), starts.date()) + timedelta(days=366))

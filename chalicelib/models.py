@@ -86,6 +86,9 @@ class Meetup(Model):
     updated_at = UnicodeAttribute()
     # Set by the retention job once its registrations' personal data (and the host's address) are erased.
     personal_data_erased_at = UnicodeAttribute(null=True)
+    # Raised by every change of time, place, mode or join details: the SEQUENCE of its invitations.
+    calendar_sequence = NumberAttribute(default=0)
+    reminders_sent = ListAttribute(of=NumberAttribute, null=True)  # offsets (minutes) already done
 
     by_start = MeetupsByStart()
     by_province = MeetupsByProvince()
@@ -146,6 +149,7 @@ class Registration(Model):
     erase_due = UnicodeAttribute(null=True)  # set while cancelled and not yet erased: `by_erasure`
     erase_after = UnicodeAttribute(null=True)
     erased_at = UnicodeAttribute(null=True)
+    joined_at = UnicodeAttribute(null=True)  # the first click on the personal join link
 
     by_email = RegistrationsByEmail()
     by_erasure = RegistrationsByErasure()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalogue, clock, messages, tokens
+from chalicelib import catalogue, clock, joining, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
@@ -138,7 +138,8 @@ def admin_view(registration: Registration, position: int | None) -> dict:
         # Extensions to the contract:
         "consent_at": clock.to_public(registration.consent_at) if registration.consent_at else None,
         "consent_version": registration.consent_version,
-        "erased": registration.erased_at is not None}
+        "erased": registration.erased_at is not None,
+        "joined_at": clock.to_public(registration.joined_at) if registration.joined_at else None}
 
 
 def _load_registration(meetup_id: str, registration_id: str) -> Registration:
@@ -230,7 +231,11 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
         "waitlist_position": position, "manage_url": manage_url(registration, meetup.ends_at),
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                    "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
-                   "join_url": meetup.join_url, "url": f"{base}/meetups/{meetup.id}", "tour_url": f"{base}/meetups"},
+                   "sequence": int(meetup.calendar_sequence or 0),
+                   "url": f"{base}/meetups/{meetup.id}", "tour_url": f"{base}/meetups"},
+        # The personal join link, never the meetup's join_url (an admin may change that at will).
+        "join_link": (joining.join_url(registration, link_expiry(meetup.ends_at)) if meetup.mode == "online"
+                      else None),
     }
     return outbox.message(registration.email, template, registration.language or "nl", context)
 
@@ -548,30 +553,44 @@ def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxM
 
 def tell_meetup_cancelled(meetup: Meetup) -> int:
     """Tell everyone still registered (confirmed or waiting) that the meetup will not take
-    place. Their registrations stay as they are, so an admin can open the meetup again. Safe to
-    run again (one message id per person): a repeated cancellation queues only what is missing."""
+    place (a confirmed place's email takes its calendar entry back). Their registrations stay as
+    they are, so an admin can open the meetup again. Safe to run again (one message id per
+    person): a repeated cancellation queues only what is missing."""
+    return _tell_everyone(meetup, "meetup_cancelled", ("confirmed", "waitlisted"),
+                          f"meetup-cancelled-{meetup.id}")
+
+
+def tell_meetup_changed(meetup: Meetup) -> int:
+    """Tell every confirmed person that the time, place, mode or join details changed: one
+    update per person per change (`calendar_sequence`), carrying the invitation with the raised
+    SEQUENCE, so their calendars follow."""
+    return _tell_everyone(meetup, "meetup_changed", ("confirmed",),
+                          f"meetup-changed-{meetup.id}-{int(meetup.calendar_sequence or 0)}")
+
+
+def _tell_everyone(meetup: Meetup, template: str, statuses: tuple[str, ...], id_prefix: str) -> int:
     from chalicelib import outbox
     with storage_errors():
         people = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                          consistent_read=True,
-                                         filter_condition=Registration.status.is_in("confirmed", "waitlisted")
+                                         filter_condition=Registration.status.is_in(*statuses)
                                          & Registration.erased_at.does_not_exist()))
     queued: list[OutboxMessage] = []
     for start in range(0, len(people), 25):
         batch = {}
         for person in people[start:start + 25]:
-            message = _mail("meetup_cancelled", meetup, person)
-            message.id = f"meetup-cancelled-{meetup.id}-{person.id}"
+            message = _mail(template, meetup, person)
+            message.id = f"{id_prefix}-{person.id}"
             batch[message.id] = message
         queued += outbox.queue_once(batch)
-    logger.info("meetup cancellation told", extra={"meetup_id": meetup.id, "people": len(people),
-                                                    "queued_now": len(queued)})
+    logger.info("meetup change told", extra={"meetup_id": meetup.id, "template": template, "people": len(people),
+                                             "queued_now": len(queued)})
     outbox.dispatch(queued)
     return len(people)
 
 
 CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "organisation", "municipality",
-               "theme", "language", "follow_up_opt_in", "created_at")
+               "theme", "language", "follow_up_opt_in", "created_at", "joined_at")
 
 
 def to_csv(rows: list[dict]) -> str:

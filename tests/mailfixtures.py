@@ -20,12 +20,11 @@ def registration_context(**overrides) -> dict:
     """The context the registration code passes to outbox.message (online meetup by default)."""
     meetup = {"id": "m-lelystad", "title": "Klassen Meetup Lelystad", "starts_at": "2027-04-12T17:30:00Z",
               "ends_at": "2027-04-12T19:30:00Z", "mode": "online", "city": "Lelystad", "venue": None,
-              "join_url": "https://meet.example.nl/klassen-lelystad", "url": "http://testserver/meetups/m-lelystad",
-              "tour_url": "http://testserver/meetups"}
+              "sequence": 0, "url": "http://testserver/meetups/m-lelystad", "tour_url": "http://testserver/meetups"}
     meetup.update(overrides.pop("meetup", {}))
     context = {"name": "Anna de Vries", "registration_id": "reg-123", "status": "confirmed",
                "waitlist_position": None, "manage_url": "http://testserver/registrations/reg-123?token=abc",
-               "meetup": meetup}
+               "join_link": "http://testserver/join/k1.cmVnLTEyMw.bWFj", "meetup": meetup}
     context.update(overrides)
     return context
 

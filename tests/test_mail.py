@@ -121,20 +121,32 @@ def test_confirmed_and_promoted_carry_a_calendar_invitation(template):
     assert end == clock.from_storage("2027-04-12T19:30:00Z")
     assert "DTSTART;TZID=Europe/Amsterdam:20270412T193000" in calendar.to_ical().decode()
     assert [str(tz["TZID"]) for tz in calendar.walk("VTIMEZONE")] == ["Europe/Amsterdam"]
-    assert str(event["LOCATION"]) == "Online https://meet.example.nl/klassen-lelystad"
+    assert str(event["LOCATION"]) == "Online http://testserver/join/k1.cmVnLTEyMw.bWFj"  # the personal link
+    assert int(event["SEQUENCE"]) == 0 and str(event["STATUS"]) == "CONFIRMED"
     assert context["manage_url"] in str(event["DESCRIPTION"])
     assert str(event["URL"]) == context["meetup"]["url"]
 
 
-@pytest.mark.parametrize("template", ["registration_waitlisted", "registration_cancelled"])
-def test_waitlisted_and_cancelled_have_no_invitation(template):
-    message = mail.compose(template, "nl", RECIPIENT, registration_context(waitlist_position=1))
+@pytest.mark.parametrize("template", ["registration_waitlisted", "registration_cancelled", "meetup_cancelled"])
+def test_waiting_people_get_no_calendar(template):
+    waiting = registration_context(status="waitlisted", waitlist_position=1)
+    message = mail.compose(template, "nl", RECIPIENT, waiting)
     assert _invitation(message) == (None, None)
     assert message.get_content_type() == "multipart/alternative"
 
 
+@pytest.mark.parametrize("template", ["registration_cancelled", "meetup_cancelled"])
+def test_a_confirmed_place_s_cancellation_takes_the_invitation_back(template):
+    context = registration_context(status="confirmed", meetup={"sequence": 2})
+    part, calendar = _invitation(_roundtrip(mail.compose(template, "nl", RECIPIENT, context)))
+    assert part.get_param("method") == "CANCEL" and calendar["METHOD"] == "CANCEL"
+    event = next(iter(calendar.walk("VEVENT")))
+    assert str(event["UID"]) == "reg-123@klassen-meetups"  # the invitation's own UID
+    assert str(event["STATUS"]) == "CANCELLED" and int(event["SEQUENCE"]) == 3
+
+
 def test_join_link_only_for_a_confirmed_place_at_an_online_meetup():
-    join = "https://meet.example.nl/klassen-lelystad"
+    join = "http://testserver/join/k1.cmVnLTEyMw.bWFj"
     text, html = _parts(mail.compose("registration_confirmed", "nl", RECIPIENT, registration_context()))
     assert f"Deelnemen: {join}" in text and f'href="{join}"' in html
 
@@ -142,7 +154,7 @@ def test_join_link_only_for_a_confirmed_place_at_an_online_meetup():
     text, html = _parts(mail.compose("registration_waitlisted", "nl", RECIPIENT, waiting))
     assert join not in text and join not in html
 
-    in_person = registration_context(meetup={"mode": "in_person", "venue": "Agora", "join_url": join})
+    in_person = registration_context(meetup={"mode": "in_person", "venue": "Agora"}, join_link=None)
     message = mail.compose("registration_confirmed", "en", RECIPIENT, in_person)
     text, html = _parts(message)
     assert join not in text and join not in html

@@ -1,7 +1,7 @@
 """Routes of the tour catalogue: public listing and detail, admin create and change."""
-from chalice import Blueprint
+from chalice import Blueprint, Response
 
-from chalicelib import catalogue, rendering
+from chalicelib import calendars, catalogue, rendering
 from chalicelib.http import admin, html_response, json_response, language, parse_body, routes, wants_html
 
 bp = Blueprint(__name__)
@@ -24,6 +24,18 @@ def meetups():
         return html_response(rendering.render_page("meetups.html", language(request), meetups=found,
                                                    filters=params))
     return json_response({"meetups": found})
+
+
+@route("/meetups.ics", methods=["GET"])
+def tour_calendar():
+    """The tour as a calendar to subscribe to (`?province=`; `?meetup=` for one meetup)."""
+    request = bp.current_request
+    params = request.query_params or {}
+    found = catalogue.find_calendar(province=params.get("province"), meetup_id=params.get("meetup"))
+    return Response(body=calendars.tour_calendar(found, language(request)).decode("utf-8"), status_code=200,
+                    headers={"Content-Type": "text/calendar; charset=utf-8",
+                             "Content-Disposition": 'inline; filename="klassen-meetups.ics"',
+                             "Cache-Control": "public, max-age=300"})
 
 
 @route("/meetups/{meetup_id}", methods=["GET"])
