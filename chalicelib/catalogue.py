@@ -100,6 +100,8 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
     """Meetups by start time, read from an index: by province when asked, else the tour listing.
     `upcoming` may be a query parameter's text ("true", "false", ...)."""
     fields = Fields({"province": province, "kind": kind, "upcoming": upcoming})
+    if upcoming == "":  # an empty ?upcoming= is refused like an empty ?kind=, not read as absent
+        fields.fail("upcoming", "boolean")
     upcoming = fields.boolean("upcoming")
     if province is not None and normalise_province(province) is None:
         fields.fail("province", "choice", options=", ".join(PROVINCES))

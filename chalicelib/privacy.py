@@ -367,7 +367,7 @@ def erase_by_token(token: str, payload: dict, *, actor: str = "self (manage link
     from chalicelib import registration as roster
     f = Fields(payload, allowed=("confirm", "language"))
     if not f.boolean("confirm", required=True) and "confirm" not in f.errors:
-        f.fail("confirm", "must be true: erasing cannot be undone")
+        f.fail("confirm", "confirm_erasure")
     f.check()
     registration = roster.by_token(token)
     email_hash, registration_id = registration.email_hash, registration.id

@@ -152,3 +152,67 @@ def test_answers_of_the_admin_routes_match_the_document(client, admin_headers):
     assert statuses >= {200, 201, 401, 404, 409, 422}
     for path, method, answer in calls:
         check_answer(path, method, answer)
+
+
+def test_answers_of_the_privacy_routes_match_the_document(client, admin_headers):
+    from chalicelib import privacy, registration, tokens
+    from chalicelib.clock import now
+    from datetime import timedelta
+    meetup = make_meetup(capacity=3)
+    email = f"p-{secrets.token_hex(4)}@example.org"
+    created = sign_up(client, meetup.id, email, follow_up_opt_in=True)
+    token = json.loads(created.body)["manage_url"].rsplit("/", 1)[1]
+    browser = {"Accept": "text/html"}
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    as_json = {"Content-Type": "application/json"}
+    reg_id = json.loads(created.body)["registration"]["id"]
+    follow_token = tokens.sign(privacy.FOLLOW_UP_PURPOSE, meetup.id, reg_id,
+                               expires=now() + timedelta(days=1))
+    expired = tokens.sign(registration.MANAGE_PURPOSE, meetup.id, reg_id, expires=now() - timedelta(days=1))
+    post = client.http.post
+    calls = [
+        ("/registrations/{token}", "GET", client.http.get(f"/registrations/{token}")),
+        ("/registrations/{token}", "GET", client.http.get(f"/registrations/{expired}")),  # 410
+        ("/registrations/resend", "GET", client.http.get("/registrations/resend")),
+        ("/registrations/resend", "GET", client.http.get("/registrations/resend?sent=1", headers=browser)),
+        ("/registrations/resend", "POST", post("/registrations/resend", body=json.dumps({"email": email}),
+                                               headers=as_json)),
+        ("/registrations/resend", "POST", post("/registrations/resend", body="email=x", headers=form)),  # 422
+        ("/registrations/resend", "POST", post("/registrations/resend", body=f"email={email}",
+                                               headers={**form, **browser})),  # 303
+        ("/registrations/{token}/data", "GET", client.http.get(f"/registrations/{token}/data")),
+        ("/registrations/{token}/follow-up", "POST", post(f"/registrations/{token}/follow-up",
+                                                          body=json.dumps({"follow_up_opt_in": False}),
+                                                          headers=as_json)),
+        ("/registrations/{token}/follow-up", "POST", post(f"/registrations/{token}/follow-up",
+                                                          body="follow_up_opt_in=true&language=en",
+                                                          headers={**form, **browser})),  # 303
+        ("/registrations/{token}/follow-up", "POST", post(f"/registrations/{token}/follow-up",
+                                                          body=json.dumps({"follow_up_opt_in": 2}),
+                                                          headers=as_json)),  # 422
+        ("/follow-up/unsubscribe/{token}", "GET", client.http.get(f"/follow-up/unsubscribe/{follow_token}")),
+        ("/follow-up/unsubscribe/{token}", "GET", client.http.get("/follow-up/unsubscribe/a.b")),  # 404
+        ("/follow-up/unsubscribe/{token}", "POST", post(f"/follow-up/unsubscribe/{follow_token}")),
+        ("/follow-up/unsubscribe/{token}", "POST", post(f"/follow-up/unsubscribe/{follow_token}",
+                                                        headers=browser)),  # 303
+        ("/registrations/{token}/erase", "GET", client.http.get(f"/registrations/{token}/erase")),
+        ("/registrations/{token}/erase", "GET", client.http.get(f"/registrations/{token}/erase", headers=browser)),
+        ("/registrations/{token}/erase", "POST", post(f"/registrations/{token}/erase",
+                                                      body=json.dumps({"confirm": False}), headers=as_json)),  # 422
+        ("/registrations/{token}/erase", "POST", post(f"/registrations/{token}/erase",
+                                                      body=json.dumps({"confirm": True}), headers=as_json)),
+        ("/registrations/{token}/erase", "POST", post(f"/registrations/{token}/erase",
+                                                      body=json.dumps({"confirm": True}), headers=as_json)),  # 404
+        ("/registrations/erased", "GET", client.http.get("/registrations/erased")),
+        ("/admin/erasures", "POST", post("/admin/erasures", body=json.dumps({"email": email}), headers=admin_headers)),
+        ("/admin/erasures", "POST", post("/admin/erasures", body=json.dumps({"email": "x"}), headers=admin_headers)),
+        ("/admin/erasures", "POST", post("/admin/erasures", body=json.dumps({"email": email}), headers=as_json)),
+        ("/admin/meetups/{meetup_id}/registrations", "GET",  # an erased row: null name and email
+         client.http.get(f"/admin/meetups/{meetup.id}/registrations", headers=admin_headers)),
+    ]
+    statuses = {answer.status_code for *_, answer in calls}
+    assert statuses >= {200, 303, 401, 404, 410, 422}
+    erased_rows = json.loads(calls[-1][2].body)["registrations"]
+    assert erased_rows and erased_rows[0]["erased"] and erased_rows[0]["name"] is None
+    for path, method, answer in calls:
+        check_answer(path, method, answer)

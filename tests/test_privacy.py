@@ -249,6 +249,12 @@ def test_erasing_from_the_manage_link_asks_first_then_cancels_and_erases(client)
     assert refused.status_code == 422 and "confirm" in refused.json_body["fields"]
     refused = client.http.post(manage + "/erase", headers=JSON, body=json.dumps({"confirm": "maybe"}))
     assert refused.status_code == 422 and "confirm" in refused.json_body["fields"]
+    for declined in (False, "false", "nee"):  # was a 500: the message of the problem was missing
+        refused = client.http.post(manage + "/erase", headers=JSON, body=json.dumps({"confirm": declined}))
+        assert refused.status_code == 422 and "confirm" in refused.json_body["fields"]
+    page = client.http.post(manage + "/erase", headers={**HTML, "Content-Type": "application/x-www-form-urlencoded"},
+                            body="confirm=false")
+    assert page.status_code == 422 and "text/html" in page.headers["Content-Type"]
     assert client.http.get(manage).json_body["registration"]["status"] == "confirmed", "nothing changed yet"
 
     done = client.http.post(manage + "/erase", headers=JSON, body=json.dumps({"confirm": True}))
