@@ -33,6 +33,14 @@ def send_digests(event):
     return digest.run()
 
 
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def send_reminders(event):
+    """Reminders before each meetup at its offsets (minute precision), each person at most once
+    per reminder however often this fires (every message id is claimed with a conditional write)."""
+    from chalicelib import reminders
+    return reminders.run()
+
+
 @app.schedule(Rate(1, unit=Rate.HOURS))
 def apply_retention(event):
     """Erases personal data kept for the retention period (RETENTION_DAYS): registrations of

@@ -7,6 +7,7 @@ from datetime import datetime
 from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from chalicelib import clock, messages
+from chalicelib.config import MAX_REMINDER_OFFSET
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.messages import Message, problem
 from chalicelib.models import TOUR_LISTING, Meetup, storage_errors
@@ -23,7 +24,7 @@ MAX_CAPACITY = 100_000
 # What a calendar entry shows: a change of any of these raises the meetup's calendar_sequence.
 CALENDAR_FIELDS = ("starts_at", "ends_at", "city", "venue", "mode", "join_url")
 SETTABLE = ("title", "kind", "province", "city", "venue", "host", "starts_at", "ends_at", "mode",
-            "capacity", "waitlist", "status", "join_url", "description", "follows")
+            "capacity", "waitlist", "status", "join_url", "description", "follows", "reminders")
 
 
 def normalise_province(value: str | None) -> str | None:
@@ -76,6 +77,7 @@ def admin_view(meetup: Meetup) -> dict:
     body["host"] = {"name": meetup.host_name, "email": meetup.host_email}
     body["join_url"] = meetup.join_url
     body["state"] = meetup.state
+    body["reminders"] = [int(v) for v in meetup.reminder_offsets] if meetup.reminder_offsets else None
     return body
 
 
@@ -211,6 +213,8 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
         values["description"] = f.text("description", max_length=2000, multiline=True)
     if f.has("follows"):
         values["follows"] = f.text("follows", max_length=100)
+    if f.has("reminders"):
+        values["reminder_offsets"] = _reminder_offsets(f)
     f.check()
 
     starts = values.get("starts_at") or (current.starts_at if current else None)
@@ -222,6 +226,19 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
     if mode == "in_person" and not city:
         raise ValidationFailed({"city": problem("city_in_person", "city")})
     return values
+
+
+def _reminder_offsets(f: Fields) -> list[int] | None:
+    """`reminders`: up to 5 whole numbers of minutes before the start (null: the default)."""
+    raw = f.payload.get("reminders")
+    if raw is None:
+        return None
+    if (not isinstance(raw, list) or len(raw) > 5
+            or not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_REMINDER_OFFSET for v in raw)):
+        f.fail("reminders", Message(f"Geef tot 5 hele aantallen minuten voor het begin, van 1 tot {MAX_REMINDER_OFFSET}.",
+                                    f"Give up to 5 whole numbers of minutes before the start, 1 to {MAX_REMINDER_OFFSET}."))
+        return None
+    return sorted(set(raw), reverse=True)
 
 
 def build_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False,

@@ -8,6 +8,8 @@ from pathlib import Path
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 # The version of the privacy statement (templates/privacy.html): change it with the statement's text.
+DEFAULT_REMINDER_OFFSETS = (24 * 60, 60)  # a day and an hour before the start
+MAX_REMINDER_OFFSET = 14 * 24 * 60  # two weeks
 PRIVACY_VERSION = "2026-11-23"
 # Links in emails sent before links carried an expiry and a key id: accepted until then, refused after.
 LEGACY_LINKS_UNTIL = "2027-12-31T23:00:00Z"
@@ -42,6 +44,8 @@ class Settings:
     privacy_contact_email: str = ""
     privacy_contact_address: str = ""
     legacy_links_until: str = LEGACY_LINKS_UNTIL  # links signed without expiry work until then (UTC)
+    # Reminders before a meetup, in minutes before its start (a meetup may set its own).
+    reminder_offsets: tuple[int, ...] = DEFAULT_REMINDER_OFFSETS
 
     @property
     def is_local(self) -> bool:
@@ -103,7 +107,19 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         privacy_version=(env.get("PRIVACY_VERSION") or PRIVACY_VERSION).strip(),
         **_controller(env, stage),
         legacy_links_until=_legacy_links_until(env),
+        reminder_offsets=_reminder_offsets(env),
     )
+
+
+def _reminder_offsets(env) -> tuple[int, ...]:
+    raw = (env.get("REMINDER_OFFSETS") or "").strip()
+    if not raw:
+        return DEFAULT_REMINDER_OFFSETS
+    parts = [part.strip() for part in raw.split(",")]
+    if not all(p.isascii() and p.isdigit() and 1 <= int(p) <= MAX_REMINDER_OFFSET for p in parts) or len(parts) > 5:
+        raise RuntimeError(f"REMINDER_OFFSETS must be up to 5 whole numbers of minutes from 1 to {MAX_REMINDER_OFFSET}, "
+                           f"separated by commas, not {raw!r}")
+    return tuple(sorted({int(p) for p in parts}, reverse=True))
 
 
 def _retention_days(env) -> int:

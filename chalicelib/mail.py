@@ -29,13 +29,16 @@ from chalicelib import clock, rendering
 from chalicelib.config import get_settings
 
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
-             "registration_cancelled", "meetup_cancelled", "meetup_changed", "organiser_digest",
+             "registration_cancelled", "meetup_cancelled", "meetup_changed", "registration_reminder",
+             "waitlist_reminder", "organiser_digest",
              "handover_incoming", "handover_outgoing", "follow_up_invitation", "registration_link")
 LANGUAGES = ("nl", "en")
 # Kinds of email that carry a calendar invitation (REQUEST), or take it back (CANCEL). Every
 # invitation of a registration has one UID; SEQUENCE follows the meetup's `calendar_sequence`.
 WITH_INVITATION = frozenset({"registration_confirmed", "registration_promoted", "meetup_changed"})
 WITH_CANCELLATION = frozenset({"registration_cancelled", "meetup_cancelled"})
+# Kinds of email that show a confirmed place's details (the personal join link).
+WITH_PLACE = WITH_INVITATION | {"registration_reminder"}
 ICS_UID_DOMAIN = "klassen-meetups"
 SMTP_TIMEOUT_SECONDS = 20
 
@@ -149,7 +152,7 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     env = rendering.environment()
     # with_place: the email gives a confirmed place (join link, invitation).
     values = dict({"join_link": None}, **context)  # messages queued before join links existed
-    values = dict(values, lang=lang, site=rendering.TEXTS[lang]["site"], with_place=template in WITH_INVITATION,
+    values = dict(values, lang=lang, site=rendering.TEXTS[lang]["site"], with_place=template in WITH_PLACE,
                   name=_one_line(context.get("name")))
 
     text_template = env.get_template(f"email/{template}.txt")

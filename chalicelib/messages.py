@@ -56,6 +56,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "description": ("de beschrijving", "the description"),
     "follows": ("de meetup waarop deze volgt", "the meetup this follows"),
     "upcoming": ("het filter 'komend'", "the 'upcoming' filter"),
+    "reminders": ("de herinneringen", "the reminders"),
     "scope": ("het bereik", "the scope"),
     "scope.province": ("de provincie van het bereik", "the scope's province"),
     "scope.meetup_id": ("de meetup van het bereik", "the scope's meetup"),

@@ -88,7 +88,10 @@ class Meetup(Model):
     personal_data_erased_at = UnicodeAttribute(null=True)
     # Raised by every change of time, place, mode or join details: the SEQUENCE of its invitations.
     calendar_sequence = NumberAttribute(default=0)
-    reminders_sent = ListAttribute(of=NumberAttribute, null=True)  # offsets (minutes) already done
+    # Reminders: minutes before the start (unset: the configured default), and those done
+    # ("confirmed:1440", "waitlisted:1440"), so a run does not read the people again.
+    reminder_offsets = ListAttribute(of=NumberAttribute, null=True)
+    reminders_done = ListAttribute(of=UnicodeAttribute, null=True)
 
     by_start = MeetupsByStart()
     by_province = MeetupsByProvince()

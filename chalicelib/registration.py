@@ -240,6 +240,9 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
     return outbox.message(registration.email, template, registration.language or "nl", context)
 
 
+compose_mail = _mail  # the registration emails' context, for the other capabilities that mail people
+
+
 def _deliver(mails: list[OutboxMessage]) -> None:
     """Hand what a committed change queued to delivery; whatever fails waits in the outbox."""
     from chalicelib import outbox

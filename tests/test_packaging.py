@@ -22,7 +22,7 @@ OUTBOX_STREAM = {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}
 STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 FUNCTION_ROLES = {"APIHandler": "ApiFunctionRole", "RetryOutbox": "RetryOutboxRole", "DeliverOutbox": "DeliverOutboxRole",
                   "SendDigests": "SendDigestsRole", "HandleMailEvents": "HandleMailEventsRole",
-                  "ApplyRetention": "ApplyRetentionRole"}
+                  "ApplyRetention": "ApplyRetentionRole", "SendReminders": "SendRemindersRole"}
 
 pytestmark = pytest.mark.slow
 
@@ -283,6 +283,10 @@ def _project(tmp_path, extra: str = "") -> Path:
         def apply_retention(event):
             return None
 
+        @app.schedule(Rate(1, unit=Rate.MINUTES))
+        def send_reminders(event):
+            return None
+
         @app.on_dynamodb_record(stream_arn=OUTBOX_STREAM_PLACEHOLDER)
         def deliver_outbox(event):
             return None
@@ -356,6 +360,9 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
                                    "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
             "ActivityTable": {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}},
+        "SendRemindersRole": {
+            "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+            "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query"}, "OutboxTable": {"dynamodb:PutItem"}},
     }
     for role, grants in expected.items():
         for table in tables:
