@@ -58,6 +58,16 @@ TOUR_LISTING = "tour"  # every meetup sits in this one partition of `by_start`: 
 # one BatchGetItem.
 
 
+class ThemeTable(MapAttribute):
+    """A theme table (thematafel, a breakout room) of a meetup, led by a moderator."""
+    id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(null=True)
+    moderator_name = UnicodeAttribute(null=True)
+    moderator_email = UnicodeAttribute(null=True)
+    capacity = NumberAttribute(null=True)
+
+
 class Meetup(Model):
     Meta = _meta("meetups")
     id = UnicodeAttribute(hash_key=True)
@@ -92,6 +102,7 @@ class Meetup(Model):
     # ("confirmed:1440", "waitlisted:1440"), so a run does not read the people again.
     reminder_offsets = ListAttribute(of=NumberAttribute, null=True)
     reminders_done = ListAttribute(of=UnicodeAttribute, null=True)
+    tables = ListAttribute(of=ThemeTable, null=True)  # its theme tables, in the order shown
 
     by_start = MeetupsByStart()
     by_province = MeetupsByProvince()
