@@ -1,7 +1,7 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import catalogue, digests, handovers, joining, meta, privacy, registrations
+from chalicelib.routes import catalogue, digests, handovers, joining, meta, privacy, registrations, tables
 
 app = Chalice(app_name="klassen-meetups")
 app.register_blueprint(catalogue.bp)
@@ -11,6 +11,7 @@ app.register_blueprint(handovers.bp)
 app.register_blueprint(meta.bp)
 app.register_blueprint(privacy.bp)
 app.register_blueprint(joining.bp)
+app.register_blueprint(tables.bp)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

@@ -78,6 +78,10 @@ def admin_view(meetup: Meetup) -> dict:
     body["join_url"] = meetup.join_url
     body["state"] = meetup.state
     body["reminders"] = [int(v) for v in meetup.reminder_offsets] if meetup.reminder_offsets else None
+    body["tables"] = [{"id": t.id, "name": t.name, "description": t.description, "capacity": int(t.capacity),
+                       "moderator": {"name": t.moderator_name, "email": t.moderator_email}}
+                      for t in (meetup.tables or [])]
+    body["table_change_until"] = clock.to_public(meetup.table_change_until) if meetup.table_change_until else None
     return body
 
 

@@ -57,6 +57,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "follows": ("de meetup waarop deze volgt", "the meetup this follows"),
     "upcoming": ("het filter 'komend'", "the 'upcoming' filter"),
     "reminders": ("de herinneringen", "the reminders"),
+    "tables": ("de tafels", "the tables"),
+    "change_until": ("de uiterste tijd om van tafel te wisselen", "the deadline for changing table"),
     "scope": ("het bereik", "the scope"),
     "scope.province": ("de provincie van het bereik", "the scope's province"),
     "scope.meetup_id": ("de meetup van het bereik", "the scope's meetup"),

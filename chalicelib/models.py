@@ -103,6 +103,7 @@ class Meetup(Model):
     reminder_offsets = ListAttribute(of=NumberAttribute, null=True)
     reminders_done = ListAttribute(of=UnicodeAttribute, null=True)
     tables = ListAttribute(of=ThemeTable, null=True)  # its theme tables, in the order shown
+    table_change_until = UnicodeAttribute(null=True)  # people may change table until then
 
     by_start = MeetupsByStart()
     by_province = MeetupsByProvince()
@@ -164,6 +165,8 @@ class Registration(Model):
     erase_after = UnicodeAttribute(null=True)
     erased_at = UnicodeAttribute(null=True)
     joined_at = UnicodeAttribute(null=True)  # the first click on the personal join link
+    table_id = UnicodeAttribute(null=True)  # the theme table: chosen, or given by the spread rule
+    table_given = BooleanAttribute(null=True)  # true when the spread rule chose it
 
     by_email = RegistrationsByEmail()
     by_erasure = RegistrationsByErasure()
@@ -178,6 +181,18 @@ class Waitlist(Model):
     meetup_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default=WAITLIST_KEY)
     line = ListAttribute(of=UnicodeAttribute, default=list)
+
+
+class TableSeats(Model):
+    """The seats of one theme table: sort key `T#<table id>` in the meetup's partition. A seat is
+    taken in the same transaction that puts a person at the table, conditioned on
+    `seated < capacity`, so the database never seats more than the table holds."""
+    Meta = _meta("registrations")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    table_id = UnicodeAttribute()
+    capacity = NumberAttribute()
+    seated = NumberAttribute(default=0)
 
 
 class EmailGuard(Model):
@@ -338,8 +353,8 @@ class Suppression(Model):
     events = NumberAttribute(default=1)
 
 
-ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, ErasureRecord, Activity, OutboxMessage, Handover, Organiser,
-              AdminToken, Suppression)
+ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, TableSeats, ErasureRecord, Activity, OutboxMessage,
+              Handover, Organiser, AdminToken, Suppression)
 
 
 def _one_client_for_all_models() -> None:

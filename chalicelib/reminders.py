@@ -45,8 +45,12 @@ def run(now: datetime | None = None) -> dict:
     with storage_errors():
         coming = list(Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at.between(
             clock.to_storage(now), clock.to_storage(horizon))))
-    result = {"meetups": 0, "queued": 0}
+    result = {"meetups": 0, "queued": 0, "table_lists": 0}
     for listed in coming:
+        if listed.tables and _day_before(listed, now):
+            from chalicelib import theme_tables
+            theme_tables.spread(listed.id)  # those without a table get one before the session
+            result["table_lists"] += theme_tables.send_lists(listed)
         if not due(listed, now):
             continue
         from chalicelib import catalogue
@@ -58,6 +62,12 @@ def run(now: datetime | None = None) -> dict:
     if result["queued"]:
         logger.info("reminders queued", extra=result)
     return result
+
+
+def _day_before(meetup: Meetup, now: datetime) -> bool:
+    from chalicelib.theme_tables import LIST_MOMENT_MINUTES
+    starts = clock.from_storage(meetup.starts_at)
+    return meetup.state != "cancelled" and starts - timedelta(minutes=LIST_MOMENT_MINUTES) <= now < starts
 
 
 def _send(meetup: Meetup, who: str, offset: int, now: datetime) -> int:

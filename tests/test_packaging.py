@@ -362,7 +362,8 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
             "ActivityTable": {"dynamodb:Query", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"}},
         "SendRemindersRole": {
             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
-            "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query"}, "OutboxTable": {"dynamodb:PutItem"}},
+            "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+            "OutboxTable": {"dynamodb:PutItem"}},
     }
     for role, grants in expected.items():
         for table in tables:

@@ -1,0 +1,167 @@
+"""Theme tables (issue 11, admin side): tables with their seat counters set in one transaction,
+each table's list, Zoom's pre-assignment CSV, the spread rule, and the moderators' lists the day
+before. Against DynamoDB Local."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import secrets
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from chalicelib import clock, reminders, theme_tables
+from chalicelib.models import TableSeats, Transaction, TransactionCancelled
+from tests.factories import make_meetup
+from tests.mailbox import messages_to, text_of
+
+JSON = {"Content-Type": "application/json"}
+
+
+def moderator(name: str) -> dict:
+    return {"name": name, "email": f"{name.lower().replace(' ', '-')}-{secrets.token_hex(3)}@example.nl"}
+
+
+def tables_body(*capacities, **extra) -> dict:
+    names = ["Schooladvies", "Kinderopvang", "Segregatie", "Taal"]
+    return {"tables": [{"name": names[i], "description": f"Over {names[i].lower()}", "capacity": c,
+                        "moderator": moderator(f"Moderator {i}")} for i, c in enumerate(capacities)], **extra}
+
+
+def put_tables(client, headers, meetup_id, body):
+    return client.http.put(f"/admin/meetups/{meetup_id}/tables", headers=headers, body=json.dumps(body))
+
+
+def sign_up(client, meetup_id, name="Deelnemer") -> str:
+    address = f"tafel-{secrets.token_hex(4)}@example.nl"
+    body = {"name": name, "email": address, "role": "teacher", "organisation": "OBS De Tafel", "consent": True}
+    assert client.http.post(f"/meetups/{meetup_id}/registrations", headers=JSON, body=json.dumps(body)).status_code == 201
+    return address
+
+
+def test_an_admin_sets_tables_with_their_counters_and_cannot_shrink_below_the_people(client, admin_headers):
+    meetup = make_meetup(capacity=20)
+    answer = put_tables(client, admin_headers, meetup.id, tables_body(3, 2, change_until="2030-01-01T12:00:00+01:00"))
+    assert answer.status_code == 200, answer.body
+    tables = answer.json_body["tables"]
+    assert [t["name"] for t in tables] == ["Schooladvies", "Kinderopvang"] and tables[0]["capacity"] == 3
+    assert answer.json_body["table_change_until"] == "2030-01-01T12:00:00+01:00"
+    counters = {s.table_id: s for s in TableSeats.query(meetup.id, TableSeats.sk.startswith("T#"), consistent_read=True)}
+    assert {t["id"]: int(counters[t["id"]].capacity) for t in tables} == {tables[0]["id"]: 3, tables[1]["id"]: 2}
+
+    for _ in range(3):
+        sign_up(client, meetup.id)
+    assert theme_tables.spread(meetup.id) == 3
+    first = tables[0] | {"capacity": 1}
+    shrunk = put_tables(client, admin_headers, meetup.id, {"tables": [first, tables[1]]})
+    assert shrunk.status_code == 409 and shrunk.json_body["error"] == "table_occupied"
+    removed = put_tables(client, admin_headers, meetup.id, {"tables": [tables[1]]})
+    assert removed.status_code == 409
+    from chalicelib import catalogue
+    assert [int(t.capacity) for t in catalogue.load(meetup.id, consistent=True).tables] == [3, 2], "nothing changed"
+
+
+@pytest.mark.parametrize("body, field", [
+    ({"tables": "veel"}, "tables"),
+    ({"tables": [{"name": "", "capacity": 3}]}, "tables[0].name"),
+    ({"tables": [{"name": "A", "capacity": 0}]}, "tables[0].capacity"),
+    ({"tables": [{"name": "A", "capacity": "3"}]}, "tables[0].capacity"),
+    ({"tables": [{"name": "A"}]}, "tables[0].capacity"),
+    ({"tables": [{"name": "A", "capacity": 2}, {"name": "a", "capacity": 2}]}, "tables[1].name"),
+    ({"tables": [{"name": "A", "capacity": 2, "moderator": {"email": "nope"}}]}, "tables[0].moderator.email"),
+    ({"tables": [{"name": "A", "capacity": 2, "id": "unknown"}]}, "tables[0].id"),
+    ({"tables": [], "colour": "red"}, "colour"),
+])
+def test_bad_tables_are_422_naming_the_field_and_change_nothing(client, admin_headers, body, field):
+    meetup = make_meetup()
+    answer = put_tables(client, admin_headers, meetup.id, body)
+    assert answer.status_code == 422 and field in answer.json_body["fields"], answer.json_body
+    assert list(TableSeats.query(meetup.id, TableSeats.sk.startswith("T#"))) == []
+
+
+def test_the_spread_rule_fills_the_emptiest_table_first():
+    assert theme_tables.choose_for({"a": 2, "b": 5, "c": 5}, ["a", "b", "c"]) == "b"
+    assert theme_tables.choose_for({"a": 0, "b": 0}, ["a", "b"]) is None
+    assert theme_tables.choose_for({"a": 1, "b": 1}, ["b", "a"]) == "b"
+
+
+def test_lists_zoom_csv_and_the_spread_never_overfill(client, admin_headers):
+    meetup = make_meetup(capacity=10)
+    tables = put_tables(client, admin_headers, meetup.id, tables_body(2, 3)).json_body["tables"]
+    people = [sign_up(client, meetup.id, name=f"Persoon {i}") for i in range(7)]
+    assert theme_tables.spread(meetup.id) == 5, "two tables of 2 and 3 seat five"
+    listed = client.http.get(f"/admin/meetups/{meetup.id}/tables", headers=admin_headers).json_body
+    assert [len(t["people"]) for t in listed["tables"]] == [2, 3] and len(listed["no_table"]) == 2
+    assert all("email" not in p for t in listed["tables"] for p in t["people"])
+    assert listed["tables"][0]["people"][0]["role"] == "Docent / leerkracht"
+
+    zoom = client.http.get(f"/admin/meetups/{meetup.id}/tables/zoom.csv", headers=admin_headers)
+    assert zoom.status_code == 200 and zoom.headers["Content-Type"].startswith("text/csv")
+    rows = list(csv.reader(io.StringIO(zoom.body.decode())))
+    assert rows[0] == ["Pre-assign Room Name", "Email Address"]
+    assert len(rows) == 6 and {r[0] for r in rows[1:]} == {t["name"] for t in tables}
+    assert {r[1] for r in rows[1:]} <= set(people)
+
+    exported = client.http.get(f"/admin/meetups/{meetup.id}/tables?format=csv", headers=admin_headers).body.decode("utf-8")
+    assert exported.startswith("\ufeff") and exported.splitlines()[0] == "\ufefftafel;naam;rol;organisatie;gemeente"
+
+
+def test_sixty_placements_at_once_never_seat_more_than_ten():
+    meetup = make_meetup(capacity=100)
+    from chalicelib import catalogue
+    put = theme_tables.set_tables(meetup.id, {"tables": [{"name": "Klein", "capacity": 10}]})
+    table_id = put.tables[0].id
+    wins, barrier = [], threading.Barrier(60)
+
+    def take():
+        barrier.wait()
+        for _ in range(20):
+            tx = Transaction()
+            theme_tables.seat(tx, meetup.id, table_id)
+            try:
+                tx.commit()
+                wins.append(1)
+                return
+            except TransactionCancelled as cancelled:
+                if cancelled.failed("table"):
+                    return
+    threads = [threading.Thread(target=take) for _ in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    seats = TableSeats.get(meetup.id, "T#" + table_id, consistent_read=True)
+    assert len(wins) == 10 and int(seats.seated) == 10
+    assert catalogue.load(meetup.id).tables[0].capacity == 10
+
+
+def test_moderators_get_their_list_the_day_before_and_again_when_it_changes(client, admin_headers, monkeypatch):
+    starts = datetime(2034, 2, 7, 18, 30, tzinfo=timezone.utc)
+    now = {"at": starts - timedelta(days=4)}
+    monkeypatch.setattr(clock, "now", lambda: now["at"])
+    meetup = make_meetup(capacity=10, starts_at=clock.to_public(starts),
+                         ends_at=clock.to_public(starts + timedelta(hours=2)))
+    body = tables_body(4, 4)
+    put_tables(client, admin_headers, meetup.id, body)
+    for i in range(3):
+        sign_up(client, meetup.id, name=f"Gast {i}")
+    moderators = [t["moderator"]["email"] for t in body["tables"]]
+
+    now["at"] = starts - timedelta(hours=25)
+    reminders.run()
+    assert all(messages_to(m) == [] for m in moderators), "not before the day before"
+    now["at"] = starts - timedelta(hours=24)
+    reminders.run()
+    reminders.run()
+    first = [messages_to(m) for m in moderators]
+    assert [len(f) for f in first] == [1, 1]
+    listed = text_of(first[0][0]) + text_of(first[1][0])
+    assert all(f"Gast {i}" in listed for i in range(3)) and "@example.nl" not in listed
+
+    sign_up(client, meetup.id, name="Laatkomer")
+    now["at"] = starts - timedelta(hours=2)
+    reminders.run()
+    again = [len(messages_to(m)) for m in moderators]
+    assert sorted(again) == [1, 2], "only the changed table's list is sent again"
