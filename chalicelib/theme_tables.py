@@ -230,6 +230,65 @@ def send_lists(meetup: Meetup) -> int:
     return len(queued)
 
 
+# --- a person's own table -------------------------------------------------------------------------
+
+NONE_CHOSEN = "none"  # "no preference"
+
+
+def choices(meetup: Meetup, current: str | None) -> dict:
+    """What the manage page (and the form) offers: every table with its free seats; a full one
+    cannot be chosen unless it is the person's own."""
+    counters = seats(meetup.id)
+    offered = []
+    for table in tables_of(meetup):
+        counter = counters.get(table.id)
+        free = int(counter.capacity) - int(counter.seated) if counter else int(table.capacity)
+        offered.append({"id": table.id, "name": table.name, "description": table.description,
+                        "moderator": table.moderator_name, "free": max(0, free),
+                        "full": free <= 0 and table.id != current})
+    until = meetup.table_change_until or meetup.starts_at
+    return {"tables": offered, "current": current, "until": until,
+            "open": clock.now() < clock.from_storage(until)}
+
+
+def change_table(token: str, payload: dict) -> Registration:
+    """A confirmed person moves to another table (or to no preference) until the meetup's
+    deadline: the old seat is given back and the new one taken in one transaction."""
+    from chalicelib import registration as roster
+    person = roster.by_token(token)
+    meetup = catalogue.load(person.meetup_id, consistent=True)
+    f = Fields(payload, allowed=("table_id", "language"))
+    choice = f.choice("table_id", [t.id for t in tables_of(meetup)] + [NONE_CHOSEN], required=True)
+    f.check()
+    if person.status != "confirmed":
+        raise Conflict(Message("Alleen met een plek kun je een tafel kiezen.", "Only with a seat can you choose a table."),
+                       code="not_confirmed")
+    if clock.now() >= clock.from_storage(meetup.table_change_until or meetup.starts_at):
+        raise Conflict(Message("Van tafel wisselen kan niet meer.", "Changing table is closed."),
+                       code="table_change_closed")
+    new = None if choice == NONE_CHOSEN else choice
+    if new == person.table_id:
+        return person
+    tx = Transaction()
+    if person.table_id:
+        unseat(tx, meetup.id, person.table_id)
+    if new:
+        seat(tx, meetup.id, new)
+    was = (Registration.table_id == person.table_id) if person.table_id else Registration.table_id.does_not_exist()
+    tx.update("person", person, [Registration.table_id.set(new) if new else Registration.table_id.remove(),
+                                 Registration.table_given.remove()], was & (Registration.status == "confirmed"))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("table"):
+            raise Conflict(Message("Deze tafel is vol. Kies een andere.", "This table is full. Please choose another."),
+                           code="table_full") from None
+        raise Conflict(messages.TRY_AGAIN, code="changed_meanwhile") from None
+    person.table_id = new
+    logger.info("table changed", extra={"meetup_id": meetup.id, "registration_id": person.id})
+    return person
+
+
 # --- placing people -------------------------------------------------------------------------------
 
 def seat(tx: Transaction, meetup_id: str, table_id: str, name: str = "table") -> None:

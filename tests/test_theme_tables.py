@@ -165,3 +165,52 @@ def test_moderators_get_their_list_the_day_before_and_again_when_it_changes(clie
     reminders.run()
     again = [len(messages_to(m)) for m in moderators]
     assert sorted(again) == [1, 2], "only the changed table's list is sent again"
+
+
+def manage_path(client, meetup_id, name="Wisselaar"):
+    address = f"wissel-{secrets.token_hex(4)}@example.nl"
+    body = {"name": name, "email": address, "role": "teacher", "consent": True}
+    answer = client.http.post(f"/meetups/{meetup_id}/registrations", headers=JSON, body=json.dumps(body))
+    return answer.json_body["manage_url"].replace("http://testserver", "")
+
+
+def test_a_person_changes_table_until_the_deadline_and_never_to_a_full_one(client, admin_headers, monkeypatch):
+    meetup = make_meetup(capacity=3)
+    tables = put_tables(client, admin_headers, meetup.id, tables_body(1, 2)).json_body["tables"]
+    small, big = tables[0]["id"], tables[1]["id"]
+    first, second = manage_path(client, meetup.id), manage_path(client, meetup.id)
+
+    moved = client.http.post(f"{first}/table", headers=JSON, body=json.dumps({"table_id": small}))
+    assert moved.status_code == 200 and moved.json_body == {"table_id": small}
+    full = client.http.post(f"{second}/table", headers=JSON, body=json.dumps({"table_id": small}))
+    assert full.status_code == 409 and full.json_body["error"] == "table_full"
+    page = client.http.get(second, headers={"Accept": "text/html"}).body.decode()
+    assert f'value="{small}" disabled' in page and "(vol)" in page
+
+    # Moving on frees the seat for someone else.
+    assert client.http.post(f"{first}/table", headers=JSON, body=json.dumps({"table_id": big})).status_code == 200
+    assert client.http.post(f"{second}/table", headers=JSON, body=json.dumps({"table_id": small})).status_code == 200
+    counters = {s.table_id: int(s.seated) for s in TableSeats.query(meetup.id, TableSeats.sk.startswith("T#"),
+                                                                      consistent_read=True)}
+    assert counters == {small: 1, big: 1}
+    assert client.http.post(f"{first}/table", headers=JSON, body=json.dumps({"table_id": "none"})).json_body == {"table_id": None}
+    assert int(TableSeats.get(meetup.id, "T#" + big, consistent_read=True).seated) == 0
+
+    bad = client.http.post(f"{first}/table", headers=JSON, body=json.dumps({"table_id": "nope"}))
+    assert bad.status_code == 422 and "table_id" in bad.json_body["fields"]
+    form = client.http.post(f"{first}/table", headers={"Content-Type": "application/x-www-form-urlencoded",
+                                                         "Accept": "text/html"}, body=f"table_id={big}")
+    assert form.status_code == 303 and form.headers["Location"].endswith("#table")
+
+    later = clock.from_storage(meetup.starts_at) + timedelta(minutes=1)
+    monkeypatch.setattr(clock, "now", lambda: later)
+    closed = client.http.post(f"{first}/table", headers=JSON, body=json.dumps({"table_id": small}))
+    assert closed.status_code == 409 and closed.json_body["error"] == "table_change_closed"
+
+
+def test_a_waiting_person_cannot_take_a_table(client, admin_headers):
+    meetup = make_meetup(capacity=0)
+    tables = put_tables(client, admin_headers, meetup.id, tables_body(2)).json_body["tables"]
+    waiting = manage_path(client, meetup.id)
+    answer = client.http.post(f"{waiting}/table", headers=JSON, body=json.dumps({"table_id": tables[0]["id"]}))
+    assert answer.status_code == 409 and answer.json_body["error"] == "not_confirmed"

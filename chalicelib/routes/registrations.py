@@ -2,7 +2,7 @@
 and the admin's list of registrations."""
 from chalice import Blueprint, Response
 
-from chalicelib import catalogue, registration, rendering
+from chalicelib import catalogue, registration, rendering, theme_tables
 from chalicelib.errors import ValidationFailed
 from chalicelib.http import (admin, encodable, html_response, json_response, language, parse_body,
                              redirect, routes, wants_html)
@@ -62,9 +62,10 @@ def _manage_answer(outcome_registration, position, lang):
     mine = registration.privacy_view(outcome_registration, token)
     if wants_html(request):
         meetup = catalogue.get_meetup(outcome_registration.meetup_id)
+        tables = theme_tables.choices(catalogue.load(outcome_registration.meetup_id), outcome_registration.table_id)
         return html_response(rendering.render_page(
             "manage.html", lang, registration=registration.view(outcome_registration, position),
-            meetup=meetup, token=token, privacy=mine))
+            meetup=meetup, token=token, privacy=mine, tables=tables))
     return json_response({"registration": registration.view(outcome_registration, position), "privacy": mine})
 
 
@@ -83,6 +84,16 @@ def cancel(token):
     if wants_html(request):  # a browser's form post: 303 to the page
         return redirect(f"/registrations/{token}?lang={lang}")
     return _manage_answer(outcome.registration, None, lang)
+
+
+@route("/registrations/{token}/table", methods=["POST"])
+def change_table(token):
+    """Change theme table from the manage page (a form) or as JSON `{"table_id"}` ("none": no preference)."""
+    request = bp.current_request
+    person = theme_tables.change_table(token, parse_body(request))
+    if wants_html(request):
+        return redirect(f"/registrations/{token}?lang={language(request, person.language)}#table")
+    return json_response({"table_id": person.table_id})
 
 
 @admin_route("/admin/meetups/{meetup_id}/registrations", methods=["GET"])
