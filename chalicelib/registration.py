@@ -254,6 +254,15 @@ def _is_open(meetup: Meetup, now) -> bool:
     return meetup.state == "open" and clock.from_storage(meetup.starts_at) > now
 
 
+def _refuse_closed(meetup: Meetup, now) -> None:
+    """409 for a meetup that takes no sign-ups: announced (its new host has not accepted the
+    handover yet) or closed."""
+    if meetup.awaiting_host:
+        raise Conflict(messages.AWAITING_HOST, code="awaiting_host")
+    if not _is_open(meetup, now):
+        raise Conflict(messages.CLOSED, code="closed")
+
+
 # --- sign-up -----------------------------------------------------------------------------------
 
 class _MeetupHints:
@@ -305,8 +314,7 @@ def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
     full), with nothing stored or sent. Its manage link is signed like a real one and leads
     nowhere."""
     logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup.id})
-    if not _is_open(meetup, now):
-        raise Conflict(messages.CLOSED, code="closed")
+    _refuse_closed(meetup, now)
     if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
         return Outcome(registration, created=True, meetup=meetup)
     if not meetup.waitlist_enabled:
@@ -337,12 +345,14 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
                        expires_at=clock.from_storage(meetup.ends_at) + get_settings().retention)
 
+    if meetup.awaiting_host:  # the hint may predate the new host's acceptance: ask the table
+        meetup = hints.put(catalogue.load(meetup_id, consistent=True))
     if signup.is_bot:
         return _decoy(meetup, registration, now)
     for attempt in range(MAX_ATTEMPTS):
-        if not _is_open(meetup, now):
-            raise Conflict(messages.CLOSED, code="closed")
-        unchanged = (Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+        _refuse_closed(meetup, now)
+        unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+                     & Meetup.awaiting_host.does_not_exist())
         tx = Transaction()
         if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
             registration.status = "confirmed"

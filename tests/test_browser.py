@@ -108,7 +108,7 @@ def assert_registered(page, lang: str = "nl"):
     assert re.search(r"/registrations/[^/?]+", page.url), page.url
     assert page.locator("html").get_attribute("lang") == lang
     status = page.locator("#registration-status")
-    confirmed, waitlisted = (("Je plaats is bevestigd", "Je staat op de wachtlijst") if lang == "nl"
+    confirmed, waitlisted = (("Je plek is bevestigd", "Je staat op de wachtlijst") if lang == "nl"
                              else ("Your place is confirmed", "You are on the waiting list"))
     if status.get_attribute("data-status") == "waitlisted":
         assert waitlisted in status.inner_text()

@@ -501,7 +501,7 @@ def test_digest_content_changes_seats_next_sessions_and_no_attendee_emails(clien
     assert "Van de wachtlijst naar een plek: Cor Claassen" in body
     assert "Afgemeld: Anna de Vries" in body
     assert "Nieuwe aanmeldingen: 2" in body and "Afmeldingen: 1" in body
-    assert "Bezetting: 2 van 2 (100%), nog 0 plaatsen vrij, wachtlijst: 0" in body
+    assert "Bezetting: 2 van 2 (100%), nog 0 plekken vrij, wachtlijst: 0" in body
     assert "Volgende sessies" in body and "Meetup Goes" in body
     assert body.index("Meetup Middelburg", body.index("Volgende sessies")) < body.index("Meetup Goes")
     assert "Dagoverzicht" in str(nl["Subject"]) and "5 wijzigingen" in str(nl["Subject"])
@@ -536,7 +536,7 @@ def test_a_long_digest_names_the_first_changes_and_counts_the_rest(client, admin
     body = text(backend.messages[0])
     assert [name in body for name in names] == [True, True, False, False, False]
     assert "... en nog 3 wijzigingen" in body and "Nieuwe aanmeldingen: 5" in body
-    assert "Bezetting: 5 van 20 (25%), nog 15 plaatsen vrij" in body
+    assert "Bezetting: 5 van 20 (25%), nog 15 plekken vrij" in body
     assert "width:25%" in html(backend.messages[0])
 
 
@@ -551,6 +551,11 @@ def test_handovers_and_follow_ups_are_in_the_digest_of_the_meetup_organiser(clie
         "mode": "in_person", "capacity": 40}))
     assert handover.status_code == 201, handover.json_body
     follow_up = handover.json_body["meetup"]
+    from urllib.parse import urlparse
+    from chalicelib import handover as handovers
+    from chalicelib.models import Handover
+    accept = urlparse(handovers.accept_url(Handover.get(origin.id, consistent_read=True))).path + "/accept"
+    assert client.http.post(accept, headers={"Content-Type": "application/json"}, body="{}").status_code == 200
     fake_clock.advance(minutes=1)
     outcome = registration.sign_up(follow_up["id"], person())
     backend = CollectingBackend()

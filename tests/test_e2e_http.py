@@ -157,7 +157,7 @@ def test_sign_up_email_manage_link_and_cancel(live_service):
     assert shown.json()["registration"]["id"] == registration["id"]
     assert shown.json()["registration"]["status"] == "confirmed"
     page = requests.get(manage_url, headers={"Accept": "text/html"}, timeout=TIMEOUT)
-    assert page.status_code == 200 and '<html lang="nl">' in page.text and "Je plaats is bevestigd" in page.text
+    assert page.status_code == 200 and '<html lang="nl">' in page.text and "Je plek is bevestigd" in page.text
 
     tampered = manage_url[:-2] + ("AA" if not manage_url.endswith("AA") else "BB")
     assert requests.get(tampered, timeout=TIMEOUT).status_code == 404

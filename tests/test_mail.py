@@ -156,7 +156,7 @@ def test_join_link_only_for_a_confirmed_place_at_an_online_meetup():
 def test_waitlist_position_and_cancellation_texts():
     text, html = _parts(mail.compose("registration_waitlisted", "nl", RECIPIENT,
                                      registration_context(status="waitlisted", waitlist_position=3)))
-    assert "plaats 3" in text and "plaats <strong>3</strong>" in html
+    assert "nummer 3 van de wachtlijst" in text and "nummer <strong>3</strong> van de wachtlijst" in html
     text, _ = _parts(mail.compose("registration_waitlisted", "en", RECIPIENT,
                                   registration_context(status="waitlisted", waitlist_position=1)))
     assert "You are next in line" in text

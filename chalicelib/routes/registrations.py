@@ -14,7 +14,7 @@ admin_route = admin(bp)
 
 def _form_page(meetup_id: str, lang: str, *, values: dict | None = None, errors: dict | None = None,
                status: int = 200) -> Response:
-    meetup = catalogue.get_meetup(meetup_id)
+    meetup = catalogue.page_meetup(meetup_id)
     page = rendering.render_page("register.html", lang, meetup=meetup, roles=registration.ROLES,
                                  values=values or {}, errors=errors or {})
     return html_response(page, status)
@@ -61,7 +61,7 @@ def _manage_answer(outcome_registration, position, lang):
     token = request.uri_params["token"]
     mine = registration.privacy_view(outcome_registration, token)
     if wants_html(request):
-        meetup = catalogue.get_meetup(outcome_registration.meetup_id)
+        meetup = catalogue.page_meetup(outcome_registration.meetup_id)
         return html_response(rendering.render_page(
             "manage.html", lang, registration=registration.view(outcome_registration, position),
             meetup=meetup, token=token, privacy=mine))
@@ -73,6 +73,20 @@ def manage(token):
     """Shows, never changes: mail scanners open every link."""
     found, position = registration.find_by_token(token)
     return _manage_answer(found, position, language(bp.current_request, found.language))
+
+
+@route("/registrations/{token}/cancel", methods=["GET"])
+def cancel_confirmation(token):
+    """The confirmation step before cancelling ("Ja, annuleer" posts, "Nee, ik kom" goes back).
+    Shows, never changes: only the POST below cancels."""
+    request = bp.current_request
+    found, position = registration.find_by_token(token)
+    lang = language(request, found.language)
+    if wants_html(request):
+        return html_response(rendering.render_page(
+            "cancel.html", lang, registration=registration.view(found, position),
+            meetup=catalogue.page_meetup(found.meetup_id), token=token))
+    return json_response({"message": "POST to this address to cancel this registration"})
 
 
 @route("/registrations/{token}/cancel", methods=["POST"])
