@@ -26,6 +26,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.messages import Message
 from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
                                Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
                                retry_pause, storage_errors)
@@ -584,13 +585,28 @@ CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "or
                "theme", "language", "follow_up_opt_in", "created_at")
 
 
-def to_csv(rows: list[dict]) -> str:
+CSV_SEPARATORS = (";", ",")
+
+
+def to_csv(rows: list[dict], separator: str | None = None) -> str:
+    """The registrations as a spreadsheet opens them: a UTF-8 BOM (so Excel reads UTF-8), `;`
+    between cells (what Dutch Excel expects; `separator=","` for others) and each role as its
+    label in the row's language."""
     import csv
     import io
+
+    from chalicelib.rendering import TEXTS
+    separator = ";" if separator is None else separator
+    if separator not in CSV_SEPARATORS:
+        from chalicelib.errors import ValidationFailed
+        raise ValidationFailed({"separator": Message("Kies ; of , als scheidingsteken.", "Choose ; or , as the separator.")})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    buffer.write("\ufeff")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", delimiter=separator)
     writer.writeheader()
     for row in rows:
+        texts = TEXTS["en" if row.get("language") == "en" else "nl"]
+        row = dict(row, role=texts.get(f"role_{row.get('role')}", row.get("role")))
         # Cells starting with = + - @ are read as formulas by spreadsheets: defuse them.
         writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
     return buffer.getvalue()

@@ -617,6 +617,13 @@ def test_admin_runs_the_digests_now(client, admin_headers, fake_clock):
     from chalicelib import tokens
     link = re.search(r"http://testserver/organisers/unsubscribe/\S+", text_of(sent[0])).group(0)
     assert link in html_of(sent[0]) and sent[0]["List-Unsubscribe"] == f"<{link}>"
+    # As a mail client reads it: a plain <http...> header, not an RFC 2047 encoded word.
+    from tests.mailbox import raw_messages_to
+    (raw,) = raw_messages_to(organiser["email"])
+    headers = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].replace(b"\n ", b" ").replace(b"\n\t", b" ")
+    (line,) = [h for h in headers.split(b"\n") if h.lower().startswith(b"list-unsubscribe:")]
+    assert line.startswith(b"List-Unsubscribe: <http://testserver/organisers/unsubscribe/"), line
+    assert b"=?" not in line and line.rstrip().endswith(b">"), line
     assert tokens.verify(digest.UNSUBSCRIBE_PURPOSE, link.rsplit("/", 1)[1], 2) == tokens.verify(
         digest.UNSUBSCRIBE_PURPOSE, organiser["unsubscribe_url"].rsplit("/", 1)[1], 2)
 

@@ -607,7 +607,7 @@ def test_hosts_are_emailed_with_the_accept_link_and_the_summary(client, admin_he
     mail = incoming[0]
     text, html = text_of(mail), html_of(mail)
     assert "stokje" in str(mail["Subject"]) and "Klassen vervolgmeetup Almere" in str(mail["Subject"])
-    assert "Hoi Gemeente Almere," in text
+    assert "Beste gastheer of gastvrouw namens Gemeente Almere," in text and "Hoi Gemeente" not in text and "Jij bent" not in text
     assert "dinsdag 14 april 2099 om 19:30" in text and "dinsdag 14 april 2099 om 19:30" in html
     assert "Bevestigde plekken: 2 van 2" in text and "Op de wachtlijst: 1" in text
     assert "<strong>2</strong> van 2" in html and "<strong>1</strong>" in html
@@ -621,7 +621,7 @@ def test_hosts_are_emailed_with_the_accept_link_and_the_summary(client, admin_he
     assert len(outgoing_mail) == 1
     out_text = text_of(outgoing_mail[0])
     assert "doorgegeven" in str(outgoing_mail[0]["Subject"])
-    assert "Hoi Gemeente Lelystad," in out_text and "Gemeente Almere" in out_text and "Almere" in out_text
+    assert "Beste gastheer of gastvrouw namens Gemeente Lelystad," in out_text and "Gemeente Almere" in out_text and "Almere" in out_text
     assert "/handovers/" not in out_text, "the accept link goes to the incoming host only"
 
 
@@ -776,7 +776,11 @@ def test_handover_emails_have_text_and_html_in_the_recipients_language(template,
     text, html = text_of(message), html_of(message)
     assert message["Content-Language"] == language and "<html" in html
     assert "Klassen vervolgmeetup Almere" in message["Subject"]
-    greeting = "Hoi Gemeente Almere," if language == "nl" else "Hi Gemeente Almere,"
+    if template == "follow_up_invitation":  # to a participant
+        greeting = "Hoi Gemeente Almere," if language == "nl" else "Hi Gemeente Almere,"
+    else:  # to a host: its contact person, not the institution as a friend
+        greeting = "Beste gastheer of gastvrouw namens Gemeente Almere," if language == "nl" else "Dear host at Gemeente Almere,"
+        assert "Hoi " not in text and "Jij bent" not in text
     assert greeting in text and greeting in html
     date = "dinsdag 13 april 2027 om 19:30" if language == "nl" else "Tuesday 13 April 2027 at 19:30"
     assert date in text and date in html

@@ -104,8 +104,9 @@ def admin_registrations(meetup_id):
     request = bp.current_request
     from chalicelib import suppression
     found = suppression.flag(registration.list_registrations(meetup_id))  # + `suppressed`: no mail reaches it
-    if (request.query_params or {}).get("format") == "csv":
-        return Response(body=encodable(registration.to_csv(found)), status_code=200,
+    params = request.query_params or {}
+    if params.get("format") == "csv":
+        return Response(body=encodable(registration.to_csv(found, params.get("separator"))), status_code=200,
                         headers={"Content-Type": "text/csv; charset=utf-8",
                                  "Content-Disposition": f'attachment; filename="registrations-{meetup_id}.csv"'})
     return json_response({"registrations": found})
