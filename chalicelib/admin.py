@@ -12,8 +12,43 @@ import logging
 import os
 import sys
 
-from chalicelib import auth
 from chalicelib.observability import logger
+
+
+LOCAL_ENVIRONMENT_FILE = "local-environment.json"  # written by `make run` (devtools/run.py) under DATA_DIR
+
+
+class Unreachable(Exception):
+    """The command cannot reach a database: one line for the operator, no traceback."""
+
+
+def _local_environment() -> None:
+    """Locally, without AWS_ENDPOINT_URL_DYNAMODB: the database `make run` is serving (the endpoint,
+    credentials and table prefix it wrote under DATA_DIR). STAGE=local without it is an error;
+    with STAGE unset and no such file the command talks to AWS, as an operator's would."""
+    import json
+    from pathlib import Path
+    if os.environ.get("AWS_ENDPOINT_URL_DYNAMODB"):
+        return
+    stage = os.environ.get("STAGE")
+    if stage not in (None, "", "local"):
+        return
+    data = Path(os.environ.get("DATA_DIR") or Path(__file__).resolve().parent.parent / ".data")
+    path = data / LOCAL_ENVIRONMENT_FILE
+    try:
+        values = json.loads(path.read_text())
+    except FileNotFoundError:
+        if stage == "local":
+            raise Unreachable(f"no local database: start `make run` first (it writes {path}), "
+                              "or set AWS_ENDPOINT_URL_DYNAMODB") from None
+        return
+    except (OSError, ValueError) as exc:
+        raise Unreachable(f"cannot read {path}: {exc}") from None
+    for name, value in values.items():
+        if name.startswith("AWS_"):
+            os.environ[name] = str(value)  # DynamoDB Local's endpoint and its dummy credentials
+        else:
+            os.environ.setdefault(name, str(value))
 
 
 def _logs_to_stderr() -> None:
@@ -41,6 +76,23 @@ def main(argv: list[str] | None = None) -> int:
                                                  "records, then a retention run that also clears old activity")
     args = parser.parse_args(argv)
     _logs_to_stderr()
+    try:
+        _local_environment()
+        return _run(args, parser)
+    except Unreachable as problem:
+        print(f"python -m chalicelib.admin: {problem}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # no traceback for an operator: what failed, in one line
+        from chalicelib.errors import DomainError
+        endpoint = os.environ.get("AWS_ENDPOINT_URL_DYNAMODB") or "AWS"
+        reason = str(exc.message) if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        print(f"python -m chalicelib.admin: {args.command} failed (DynamoDB at {endpoint}): "
+              f"{' '.join(reason.split())[:300]}", file=sys.stderr)
+        return 1
+
+
+def _run(args, parser) -> int:
+    from chalicelib import auth  # after _local_environment: the models read their endpoint on import
     if args.command == "drain-stream-failures":
         if not args.queue_url:
             parser.error("--queue-url (or OUTBOX_STREAM_FAILURES_QUEUE) is required")

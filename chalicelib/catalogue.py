@@ -41,7 +41,7 @@ def new_id() -> str:
 
 def public_status(meetup: Meetup, now: datetime | None = None) -> str:
     """open | full | closed, as the contract shows it."""
-    if meetup.state != "open" or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
+    if meetup.state != "open" or meetup.awaiting_host or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
         return "closed"
     return "full" if meetup.confirmed >= meetup.capacity else "open"
 
@@ -70,6 +70,43 @@ def view(meetup: Meetup) -> dict:
         "cancelled": meetup.state == "cancelled",
         "demo": bool(meetup.demo),
     }
+
+
+PHASES = ("open", "waitlist", "full", "announced", "closed", "cancelled", "past")
+
+
+def phase(meetup: Meetup, now: datetime | None = None) -> str:
+    """What the pages say about a meetup, one word for one state: cancelled ("gaat niet door"),
+    past, announced (a follow-up whose new host has not accepted yet), closed, full (no
+    waitlist), waitlist (full, its waitlist open) or open. Sign-up is possible in the last two."""
+    now = now or clock.now()
+    if meetup.state == "cancelled":
+        return "cancelled"
+    if clock.from_storage(meetup.starts_at) <= now:
+        return "past"
+    if meetup.awaiting_host:
+        return "announced"
+    if meetup.state != "open":
+        return "closed"
+    if meetup.confirmed >= meetup.capacity or meetup.waitlist_length:
+        return "waitlist" if meetup.waitlist_enabled else "full"
+    return "open"
+
+
+def page_view(meetup: Meetup) -> dict:
+    """The public view with the `phase` the pages show (not part of the JSON contract)."""
+    return view(meetup) | {"phase": phase(meetup)}
+
+
+def page_meetup(meetup_id: str) -> dict:
+    return page_view(load(meetup_id))
+
+
+def page_meetups(*, province: str | None = None) -> dict:
+    """The front page: the tour (of one province when asked), and whether demo data is shown."""
+    found = viewable(page_view, find_meetups(province=province or None))
+    return {"meetups": found, "demo": any(m["demo"] for m in found), "provinces": PROVINCES,
+            "province": normalise_province(province) if province else None}
 
 
 def admin_view(meetup: Meetup) -> dict:

@@ -343,6 +343,7 @@ def _hand_over(from_meetup_id: str, payload: dict, *, actor: str, request_key: s
         now = clock.now()
         stamp = clock.to_storage(now)
         follow_up = _read(outgoing, payload, now=now, meetup_id=meetup_id, demo=demo)
+        follow_up.awaiting_host = True  # announced; sign-up opens when the new host accepts
         handover = Handover(from_meetup_id=outgoing.id, id=new_id(), to_meetup_id=follow_up.id, status="proposed",
                             audit=[_entry(now, actor, "proposed",
                                           f"{outgoing.city or 'online'} -> {follow_up.city}")],
@@ -473,6 +474,36 @@ def _transition(handover: Handover, leaving: str, status: str, entries: list[Aud
     return False
 
 
+def _accept(handover: Handover, follow_up: Meetup, status: str, entries: list[AuditEntry], now: datetime) -> bool:
+    """`proposed` -> `status` and the follow-up meetup opens for sign-up (its `awaiting_host`
+    goes), in one transaction. False when the handover was no longer proposed (then `handover`
+    holds what it is now)."""
+    stamp = clock.to_storage(now)
+    for attempt in range(MAX_ATTEMPTS):
+        tx = Transaction()
+        tx.update("handover", handover, [Handover.status.set(status), Handover.updated_at.set(stamp),
+                                         Handover.audit.set((Handover.audit | []).append(entries))],
+                  (Handover.status == "proposed") & (Handover.id == handover.id))
+        tx.update("meetup", follow_up, [Meetup.awaiting_host.remove(), Meetup.updated_at.set(stamp)],
+                  Meetup.id.exists())
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            if cancelled.failed("handover"):
+                with storage_errors():
+                    handover.refresh(consistent_read=True)
+                return False
+            if cancelled.failed("meetup"):
+                raise NotFound(messages.LINK_INVALID) from cancelled
+            retry_pause(attempt)
+            continue
+        handover.status = status
+        from chalicelib import registration
+        registration.hints.forget(follow_up.id)
+        return True
+    raise ServiceUnavailable(messages.BUSY)
+
+
 def _completion(now: datetime, actor: str = SYSTEM) -> AuditEntry:
     return _entry(now, actor, "completed", "the outgoing meetup has taken place")
 
@@ -504,7 +535,7 @@ def accept(token: str) -> dict:
         if _taken_place(outgoing, now):
             entries.append(_completion(now))
             status = "completed"
-        if _transition(handover, "proposed", status, entries, now):
+        if _accept(handover, follow_up, status, entries, now):
             logger.info("handover accepted", extra={"handover_id": handover.id, "status": status})
             if handover.invitations_queued is None:
                 _invite_safely(handover, outgoing, follow_up)

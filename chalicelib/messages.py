@@ -48,7 +48,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "starts_at": ("de begintijd", "the start time"),
     "ends_at": ("de eindtijd", "the end time"),
     "mode": ("de vorm (online of op locatie)", "the mode (online or in person)"),
-    "capacity": ("het aantal plaatsen", "the number of seats"),
+    "capacity": ("het aantal plekken", "the number of seats"),
     "waitlist": ("de wachtlijst", "the waitlist"),
     "waitlist.enabled": ("de wachtlijst aan of uit", "whether the waitlist is on"),
     "status": ("de status", "the status"),
@@ -133,6 +133,9 @@ def invalid_fields(fields) -> Message:
 LINK_INVALID = Message("Deze link is niet (meer) geldig.", "This link is not valid.")
 CLOSED = Message("Aanmelden voor deze meetup kan niet meer: de aanmelding is gesloten.",
                  "Sign-up for this meetup is closed.")
+AWAITING_HOST = Message("Deze vervolgmeetup is aangekondigd. Aanmelden kan zodra de nieuwe gastheer of gastvrouw "
+                        "de overdracht heeft bevestigd.",
+                        "This follow-up meetup is announced. Sign-up opens once its new host has accepted the handover.")
 FULL = Message("Deze meetup is vol en heeft geen wachtlijst.", "This meetup is full and has no waitlist.")
 TRY_AGAIN = Message("Dat lukte even niet. Probeer het zo nog eens.", "That did not work just now; please try again.")
 BUSY = Message("Het is erg druk bij deze meetup. Probeer het zo nog eens.",

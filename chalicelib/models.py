@@ -92,6 +92,9 @@ class Meetup(Model):
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)
     demo = BooleanAttribute(default=False)
+    # A follow-up meetup made by a handover: set until its new host accepts (the same transaction
+    # removes it); sign-up is conditioned on its absence. Announced, not yet open.
+    awaiting_host = BooleanAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     # Set by the retention job once its registrations' personal data (and the host's address) are erased.

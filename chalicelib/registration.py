@@ -26,6 +26,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, joining, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.messages import Message
 from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
                                Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
                                retry_pause, storage_errors)
@@ -262,6 +263,15 @@ def _is_open(meetup: Meetup, now) -> bool:
     return meetup.state == "open" and clock.from_storage(meetup.starts_at) > now
 
 
+def _refuse_closed(meetup: Meetup, now) -> None:
+    """409 for a meetup that takes no sign-ups: announced (its new host has not accepted the
+    handover yet) or closed."""
+    if meetup.awaiting_host:
+        raise Conflict(messages.AWAITING_HOST, code="awaiting_host")
+    if not _is_open(meetup, now):
+        raise Conflict(messages.CLOSED, code="closed")
+
+
 # --- sign-up -----------------------------------------------------------------------------------
 
 class _MeetupHints:
@@ -313,8 +323,7 @@ def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
     full), with nothing stored or sent. Its manage link is signed like a real one and leads
     nowhere."""
     logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup.id})
-    if not _is_open(meetup, now):
-        raise Conflict(messages.CLOSED, code="closed")
+    _refuse_closed(meetup, now)
     if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
         return Outcome(registration, created=True, meetup=meetup)
     if not meetup.waitlist_enabled:
@@ -345,12 +354,14 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
                        expires_at=clock.from_storage(meetup.ends_at) + get_settings().retention)
 
+    if meetup.awaiting_host:  # the hint may predate the new host's acceptance: ask the table
+        meetup = hints.put(catalogue.load(meetup_id, consistent=True))
     if signup.is_bot:
         return _decoy(meetup, registration, now)
     for attempt in range(MAX_ATTEMPTS):
-        if not _is_open(meetup, now):
-            raise Conflict(messages.CLOSED, code="closed")
-        unchanged = (Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+        _refuse_closed(meetup, now)
+        unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+                     & Meetup.awaiting_host.does_not_exist())
         tx = Transaction()
         if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
             registration.status = "confirmed"
@@ -596,13 +607,28 @@ CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "or
                "theme", "language", "follow_up_opt_in", "created_at", "joined_at")
 
 
-def to_csv(rows: list[dict]) -> str:
+CSV_SEPARATORS = (";", ",")
+
+
+def to_csv(rows: list[dict], separator: str | None = None) -> str:
+    """The registrations as a spreadsheet opens them: a UTF-8 BOM (so Excel reads UTF-8), `;`
+    between cells (what Dutch Excel expects; `separator=","` for others) and each role as its
+    label in the row's language."""
     import csv
     import io
+
+    from chalicelib.rendering import TEXTS
+    separator = ";" if separator is None else separator
+    if separator not in CSV_SEPARATORS:
+        from chalicelib.errors import ValidationFailed
+        raise ValidationFailed({"separator": Message("Kies ; of , als scheidingsteken.", "Choose ; or , as the separator.")})
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    buffer.write("\ufeff")
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", delimiter=separator)
     writer.writeheader()
     for row in rows:
+        texts = TEXTS["en" if row.get("language") == "en" else "nl"]
+        row = dict(row, role=texts.get(f"role_{row.get('role')}", row.get("role")))
         # Cells starting with = + - @ are read as formulas by spreadsheets: defuse them.
         writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
     return buffer.getvalue()

@@ -37,13 +37,30 @@ def main() -> int:
     os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
     port = int(os.environ.get("PORT", "8000"))
     os.environ.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
+    local_env = _write_local_environment()
     try:
         return _serve(port)
     finally:
+        local_env.unlink(missing_ok=True)
         if ddb:
             ddb.stop()
         if store:
             store.close()
+
+
+def _write_local_environment() -> Path:
+    """What `python -m chalicelib.admin` needs to reach this run's database (the endpoint, its
+    dummy credentials, the table prefix), under DATA_DIR while the service runs (removed at the end)."""
+    import json
+    from chalicelib.admin import LOCAL_ENVIRONMENT_FILE
+    names = ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+             "TABLE_PREFIX", "STAGE")
+    values = {name: os.environ[name] for name in names if os.environ.get(name)}
+    DATA.mkdir(parents=True, exist_ok=True)
+    path = DATA / LOCAL_ENVIRONMENT_FILE
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(values, indent=2) + "\n")
+    return path
 
 
 def _local_secret() -> str:

@@ -17,6 +17,13 @@ def messages_to(address: str) -> list[email.message.EmailMessage]:
     return found
 
 
+def raw_messages_to(address: str) -> list[bytes]:
+    """The .eml files to `address` as written, bytes and all (headers as a mail client reads them)."""
+    folder = Path(os.environ["MAIL_DIR"])
+    return [path.read_bytes() for path in sorted(folder.glob("*.eml")) if folder.exists()
+            and address.lower().encode() in path.read_bytes().split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()]
+
+
 def text_of(message) -> str:
     return message.get_body(preferencelist=("plain",)).get_content()
 

@@ -110,8 +110,13 @@ def test_sign_up_manage_and_cancel_by_form_under_the_stage_prefix(staged):
     manage_path = urlsplit(manage).path
 
     page = staged.get(manage_path, HTML)["text"]
-    cancel = re.search(r'<form method="post" action="([^"]+)"', page).group(1)
-    assert cancel == f"/api{manage_path}/cancel"
+    step = re.search(r'<a class="button secondary" id="cancel-link" href="([^"]+)"', page).group(1)
+    assert step == f"/api{manage_path}/cancel?lang=en"  # the confirmation step first
+    confirmation = staged.get(own_path(step), HTML)["text"]
+    assert 'data-status="confirmed"' in staged.get(manage_path, HTML)["text"], "the confirmation step changes nothing"
+    cancel = re.search(r'<form method="post" action="([^"]+)"', confirmation).group(1)
+    assert cancel == f"/api{manage_path}/cancel?lang=en"
+    assert re.search(rf'<a class="button secondary" href="/api{manage_path}\?lang=en">No, I&#39;m coming</a>', confirmation)
     cancelled = staged.post(own_path(cancel), FORM, "")
     assert cancelled["statusCode"] == 303
     assert cancelled["headers"]["Location"] == f"/api{manage_path}?lang=en"

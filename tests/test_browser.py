@@ -108,7 +108,7 @@ def assert_registered(page, lang: str = "nl"):
     assert re.search(r"/registrations/[^/?]+", page.url), page.url
     assert page.locator("html").get_attribute("lang") == lang
     status = page.locator("#registration-status")
-    confirmed, waitlisted = (("Je plaats is bevestigd", "Je staat op de wachtlijst") if lang == "nl"
+    confirmed, waitlisted = (("Je plek is bevestigd", "Je staat op de wachtlijst") if lang == "nl"
                              else ("Your place is confirmed", "You are on the waiting list"))
     if status.get_attribute("data-status") == "waitlisted":
         assert waitlisted in status.inner_text()
@@ -181,9 +181,11 @@ def test_sign_up_through_the_pages(page, live_service, tmp_path):
     assert mine[0]["name"] == "Browser Deelnemer" and mine[0]["role"] == "teacher"
     assert mine[0]["municipality"] == "Utrecht" and mine[0]["language"] == "nl"
 
-    # Cancel from the manage page: a form post, 303, back to the same page, now cancelled.
+    # Cancel from the manage page: the confirmation step, then a form post, 303, back to the same page, now cancelled.
     manage_url = page.url
-    cancelled = submit(page, "Aanmelding annuleren")
+    page.get_by_role("link", name="Aanmelding annuleren").click()
+    page.wait_for_url("**/cancel*")
+    cancelled = submit(page, "Ja, annuleer")
     assert cancelled.status == 303, cancelled.status
     assert page.url.split("?")[0] == manage_url.split("?")[0]
     assert page.locator("#registration-status").get_attribute("data-status") == "cancelled"

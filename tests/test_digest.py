@@ -501,7 +501,7 @@ def test_digest_content_changes_seats_next_sessions_and_no_attendee_emails(clien
     assert "Van de wachtlijst naar een plek: Cor Claassen" in body
     assert "Afgemeld: Anna de Vries" in body
     assert "Nieuwe aanmeldingen: 2" in body and "Afmeldingen: 1" in body
-    assert "Bezetting: 2 van 2 (100%), nog 0 plaatsen vrij, wachtlijst: 0" in body
+    assert "Bezetting: 2 van 2 (100%), nog 0 plekken vrij, wachtlijst: 0" in body
     assert "Volgende sessies" in body and "Meetup Goes" in body
     assert body.index("Meetup Middelburg", body.index("Volgende sessies")) < body.index("Meetup Goes")
     assert "Dagoverzicht" in str(nl["Subject"]) and "5 wijzigingen" in str(nl["Subject"])
@@ -536,7 +536,7 @@ def test_a_long_digest_names_the_first_changes_and_counts_the_rest(client, admin
     body = text(backend.messages[0])
     assert [name in body for name in names] == [True, True, False, False, False]
     assert "... en nog 3 wijzigingen" in body and "Nieuwe aanmeldingen: 5" in body
-    assert "Bezetting: 5 van 20 (25%), nog 15 plaatsen vrij" in body
+    assert "Bezetting: 5 van 20 (25%), nog 15 plekken vrij" in body
     assert "width:25%" in html(backend.messages[0])
 
 
@@ -551,6 +551,11 @@ def test_handovers_and_follow_ups_are_in_the_digest_of_the_meetup_organiser(clie
         "mode": "in_person", "capacity": 40}))
     assert handover.status_code == 201, handover.json_body
     follow_up = handover.json_body["meetup"]
+    from urllib.parse import urlparse
+    from chalicelib import handover as handovers
+    from chalicelib.models import Handover
+    accept = urlparse(handovers.accept_url(Handover.get(origin.id, consistent_read=True))).path + "/accept"
+    assert client.http.post(accept, headers={"Content-Type": "application/json"}, body="{}").status_code == 200
     fake_clock.advance(minutes=1)
     outcome = registration.sign_up(follow_up["id"], person())
     backend = CollectingBackend()
@@ -612,6 +617,13 @@ def test_admin_runs_the_digests_now(client, admin_headers, fake_clock):
     from chalicelib import tokens
     link = re.search(r"http://testserver/organisers/unsubscribe/\S+", text_of(sent[0])).group(0)
     assert link in html_of(sent[0]) and sent[0]["List-Unsubscribe"] == f"<{link}>"
+    # As a mail client reads it: a plain <http...> header, not an RFC 2047 encoded word.
+    from tests.mailbox import raw_messages_to
+    (raw,) = raw_messages_to(organiser["email"])
+    headers = raw.replace(b"\r\n", b"\n").split(b"\n\n", 1)[0].replace(b"\n ", b" ").replace(b"\n\t", b" ")
+    (line,) = [h for h in headers.split(b"\n") if h.lower().startswith(b"list-unsubscribe:")]
+    assert line.startswith(b"List-Unsubscribe: <http://testserver/organisers/unsubscribe/"), line
+    assert b"=?" not in line and line.rstrip().endswith(b">"), line
     assert tokens.verify(digest.UNSUBSCRIBE_PURPOSE, link.rsplit("/", 1)[1], 2) == tokens.verify(
         digest.UNSUBSCRIBE_PURPOSE, organiser["unsubscribe_url"].rsplit("/", 1)[1], 2)
 

@@ -119,7 +119,8 @@ def test_handover_creates_the_follow_up_in_contract_shape(client, admin_headers)
     assert meetup["kind"] == "follow_up" and meetup["follows"] == outgoing.id
     assert meetup["province"] == "Flevoland", "the province is carried over"
     assert (meetup["city"], meetup["capacity"], meetup["mode"]) == ("Almere", 80, "in_person")
-    assert meetup["starts_at"] == body["starts_at"] and meetup["status"] == "open"
+    assert meetup["starts_at"] == body["starts_at"]
+    assert meetup["status"] == "closed", "announced: sign-up opens when the new host accepts"
     assert meetup["waitlist"] == {"enabled": True, "length": 0}, "the waitlist setting is carried over"
     assert meetup["host"] == {"name": "Gemeente Almere"}, "host contact details are never public"
     assert meetup["title"] == "Klassen vervolgmeetup Almere"
@@ -449,6 +450,34 @@ def test_accept_link_shows_without_changing_and_post_accepts(client, admin_heade
     assert 'data-status="accepted"' in html and "<button" not in html
 
 
+def test_a_follow_up_opens_for_sign_up_only_when_its_new_host_accepts(client, admin_headers):
+    outgoing, body, created = handed_over(client, admin_headers)
+    follow_up_id = created["meetup"]["id"]
+    person = {"name": "Vroeg", "email": unique_email("vroeg"), "role": "teacher", "consent": True}
+    for lang, words in (("nl", "nieuwe gastheer of gastvrouw"), ("en", "new host")):
+        refused = client.http.post(f"/meetups/{follow_up_id}/registrations?lang={lang}", headers=JSON,
+                                   body=json.dumps(person))
+        assert refused.status_code == 409, refused.json_body
+        assert refused.json_body["error"] == "awaiting_host" and words in refused.json_body["message"]
+    # A form post (the honeypot too) is refused the same way.
+    bot = client.http.post(f"/meetups/{follow_up_id}/registrations", headers=JSON,
+                           body=json.dumps(dict(person, website="spam")))
+    assert bot.status_code == 409 and bot.json_body["error"] == "awaiting_host"
+    page = client.http.get(f"/meetups/{follow_up_id}", headers={"Accept": "text/html"}).body.decode()
+    assert 'data-phase="announced"' in page and "/register" not in page
+    form = client.http.get(f"/meetups/{follow_up_id}/register", headers={"Accept": "text/html"}).body.decode()
+    assert "<form method=\"post\"" not in form and "Aangekondigd" in form
+    assert Meetup.get(follow_up_id, consistent_read=True).confirmed == 0
+
+    accepted = client.http.post(accept_path(body["host_email"]) + "/accept", headers=JSON, body="{}")
+    assert accepted.status_code == 200, accepted.json_body
+    assert accepted.json_body["to_meetup"]["status"] == "open"
+    assert Meetup.get(follow_up_id, consistent_read=True).awaiting_host is None
+    sign_up(client, follow_up_id, email=person["email"])
+    page = client.http.get(f"/meetups/{follow_up_id}", headers={"Accept": "text/html"}).body.decode()
+    assert 'data-phase="open"' in page and f"/meetups/{follow_up_id}/register" in page
+
+
 def test_accept_by_form_post_redirects_to_the_page(client, admin_headers):
     outgoing, body, _ = handed_over(client, admin_headers)
     path = accept_path(body["host_email"])
@@ -578,9 +607,9 @@ def test_hosts_are_emailed_with_the_accept_link_and_the_summary(client, admin_he
     mail = incoming[0]
     text, html = text_of(mail), html_of(mail)
     assert "stokje" in str(mail["Subject"]) and "Klassen vervolgmeetup Almere" in str(mail["Subject"])
-    assert "Hoi Gemeente Almere," in text
+    assert "Beste gastheer of gastvrouw namens Gemeente Almere," in text and "Hoi Gemeente" not in text and "Jij bent" not in text
     assert "dinsdag 14 april 2099 om 19:30" in text and "dinsdag 14 april 2099 om 19:30" in html
-    assert "Bevestigde plaatsen: 2 van 2" in text and "Op de wachtlijst: 1" in text
+    assert "Bevestigde plekken: 2 van 2" in text and "Op de wachtlijst: 1" in text
     assert "<strong>2</strong> van 2" in html and "<strong>1</strong>" in html
     link = ACCEPT_LINK.search(text).group(0)
     assert link in html
@@ -592,7 +621,7 @@ def test_hosts_are_emailed_with_the_accept_link_and_the_summary(client, admin_he
     assert len(outgoing_mail) == 1
     out_text = text_of(outgoing_mail[0])
     assert "doorgegeven" in str(outgoing_mail[0]["Subject"])
-    assert "Hoi Gemeente Lelystad," in out_text and "Gemeente Almere" in out_text and "Almere" in out_text
+    assert "Beste gastheer of gastvrouw namens Gemeente Lelystad," in out_text and "Gemeente Almere" in out_text and "Almere" in out_text
     assert "/handovers/" not in out_text, "the accept link goes to the incoming host only"
 
 
@@ -747,7 +776,11 @@ def test_handover_emails_have_text_and_html_in_the_recipients_language(template,
     text, html = text_of(message), html_of(message)
     assert message["Content-Language"] == language and "<html" in html
     assert "Klassen vervolgmeetup Almere" in message["Subject"]
-    greeting = "Hoi Gemeente Almere," if language == "nl" else "Hi Gemeente Almere,"
+    if template == "follow_up_invitation":  # to a participant
+        greeting = "Hoi Gemeente Almere," if language == "nl" else "Hi Gemeente Almere,"
+    else:  # to a host: its contact person, not the institution as a friend
+        greeting = "Beste gastheer of gastvrouw namens Gemeente Almere," if language == "nl" else "Dear host at Gemeente Almere,"
+        assert "Hoi " not in text and "Jij bent" not in text
     assert greeting in text and greeting in html
     date = "dinsdag 13 april 2027 om 19:30" if language == "nl" else "Tuesday 13 April 2027 at 19:30"
     assert date in text and date in html

@@ -55,7 +55,11 @@ def test_every_email_has_text_and_html_in_the_recipients_language(template, lang
     assert message["Message-ID"] and message["Date"]
     assert message["Content-Language"] == language
     assert "Klassen Meetup Lelystad" in message["Subject"]
-    greeting = "Hoi Anna de Vries," if language == "nl" else "Hi Anna de Vries,"
+    if template.startswith("handover_"):  # to a host: addressed to its contact person
+        greeting = ("Beste gastheer of gastvrouw namens Anna de Vries," if language == "nl"
+                    else "Dear host at Anna de Vries,")
+    else:
+        greeting = "Hoi Anna de Vries," if language == "nl" else "Hi Anna de Vries,"
     assert greeting in text and greeting in html
     date = "maandag 12 april 2027 om 19:30" if language == "nl" else "Monday 12 April 2027 at 19:30"
     assert date in text and date in html
@@ -168,7 +172,7 @@ def test_join_link_only_for_a_confirmed_place_at_an_online_meetup():
 def test_waitlist_position_and_cancellation_texts():
     text, html = _parts(mail.compose("registration_waitlisted", "nl", RECIPIENT,
                                      registration_context(status="waitlisted", waitlist_position=3)))
-    assert "plaats 3" in text and "plaats <strong>3</strong>" in html
+    assert "nummer 3 van de wachtlijst" in text and "nummer <strong>3</strong> van de wachtlijst" in html
     text, _ = _parts(mail.compose("registration_waitlisted", "en", RECIPIENT,
                                   registration_context(status="waitlisted", waitlist_position=1)))
     assert "You are next in line" in text

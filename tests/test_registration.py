@@ -321,7 +321,7 @@ def test_form_page_dutch_and_english(client):
 
 def test_admin_lists_registrations_as_json_and_csv(client, admin_headers):
     meetup = make_meetup(capacity=1)
-    a, b = person(name="=HYPERLINK(1)"), person(name="Bert")
+    a, b = person(name="=HYPERLINK(1)"), person(name="Bert", language="en", role="youth_work")
     sign_up(client, meetup.id, a)
     sign_up(client, meetup.id, b)
     listed = client.http.get(f"/admin/meetups/{meetup.id}/registrations", headers=admin_headers).json_body
@@ -330,8 +330,21 @@ def test_admin_lists_registrations_as_json_and_csv(client, admin_headers):
     assert {"email", "role", "organisation", "municipality", "theme"} <= set(listed["registrations"][0])
     csv_response = client.http.get(f"/admin/meetups/{meetup.id}/registrations?format=csv", headers=admin_headers)
     assert csv_response.headers["Content-Type"].startswith("text/csv")
-    text = csv_response.body.decode()
+    raw = csv_response.body if isinstance(csv_response.body, bytes) else csv_response.body.encode()
+    assert raw.startswith(b"\xef\xbb\xbf"), "a UTF-8 BOM, so that Excel reads UTF-8"
+    text = raw.decode("utf-8-sig")
     assert b["email"] in text and "'=HYPERLINK(1)" in text
+    import csv
+    import io
+    rows = list(csv.DictReader(io.StringIO(text), delimiter=";"))
+    assert text.splitlines()[0].startswith("id;status;"), "`;` between cells, as Dutch Excel expects"
+    roles = {row["email"]: row["role"] for row in rows}
+    assert roles == {a["email"]: "Docent / leerkracht", b["email"]: "Youth work / childcare"}, "labels in the row's language"
+    comma = client.http.get(f"/admin/meetups/{meetup.id}/registrations?format=csv&separator=,", headers=admin_headers)
+    assert comma.status_code == 200
+    assert [row["email"] for row in csv.DictReader(io.StringIO(comma.body.decode("utf-8-sig")))] == [a["email"], b["email"]]
+    wrong = client.http.get(f"/admin/meetups/{meetup.id}/registrations?format=csv&separator=x", headers=admin_headers)
+    assert wrong.status_code == 422 and "separator" in wrong.json_body["fields"]
     assert client.http.get(f"/admin/meetups/{meetup.id}/registrations").status_code == 401
 
 

@@ -76,7 +76,7 @@ def test_accepted_text_survives_csv_export(raw):
     if text is None:
         return
     exported = registration.to_csv([{"name": text, "email": "a@example.nl", "status": "confirmed"}])
-    rows = list(csv.DictReader(io.StringIO(exported.lstrip("\ufeff"))))
+    rows = list(csv.DictReader(io.StringIO(exported.lstrip("\ufeff")), delimiter=";"))
     assert len(rows) == 1
     cell = next(value for key, value in rows[0].items() if key and key.lower() in ("name", "naam"))
     assert cell in (text, "'" + text)

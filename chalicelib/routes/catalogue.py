@@ -18,11 +18,11 @@ def home():
 def meetups():
     request = bp.current_request
     params = request.query_params or {}
+    if wants_html(request):  # the page's province filter: a GET form whose "all" is `?province=`
+        return html_response(rendering.render_page("meetups.html", language(request),
+                                                   **catalogue.page_meetups(province=params.get("province"))))
     found = catalogue.list_meetups(province=params.get("province"), kind=params.get("kind"),
                                    upcoming=params.get("upcoming"))
-    if wants_html(request):
-        return html_response(rendering.render_page("meetups.html", language(request), meetups=found,
-                                                   filters=params))
     return json_response({"meetups": found})
 
 
@@ -41,10 +41,10 @@ def tour_calendar():
 @route("/meetups/{meetup_id}", methods=["GET"])
 def meetup(meetup_id):
     request = bp.current_request
-    found = catalogue.get_meetup(meetup_id)
     if wants_html(request):
-        return html_response(rendering.render_page("meetup.html", language(request), meetup=found))
-    return json_response(found)
+        return html_response(rendering.render_page("meetup.html", language(request),
+                                                   meetup=catalogue.page_meetup(meetup_id)))
+    return json_response(catalogue.get_meetup(meetup_id))
 
 
 @admin_route("/admin/meetups", methods=["POST"])

@@ -14,7 +14,7 @@ admin_route = admin(bp)
 
 def _form_page(meetup_id: str, lang: str, *, values: dict | None = None, errors: dict | None = None,
                status: int = 200) -> Response:
-    meetup = catalogue.get_meetup(meetup_id)
+    meetup = catalogue.page_meetup(meetup_id)
     page = rendering.render_page("register.html", lang, meetup=meetup, roles=registration.ROLES,
                                  values=values or {}, errors=errors or {})
     return html_response(page, status)
@@ -61,7 +61,7 @@ def _manage_answer(outcome_registration, position, lang):
     token = request.uri_params["token"]
     mine = registration.privacy_view(outcome_registration, token)
     if wants_html(request):
-        meetup = catalogue.get_meetup(outcome_registration.meetup_id)
+        meetup = catalogue.page_meetup(outcome_registration.meetup_id)
         tables = theme_tables.choices(catalogue.load(outcome_registration.meetup_id), outcome_registration.table_id)
         return html_response(rendering.render_page(
             "manage.html", lang, registration=registration.view(outcome_registration, position),
@@ -74,6 +74,20 @@ def manage(token):
     """Shows, never changes: mail scanners open every link."""
     found, position = registration.find_by_token(token)
     return _manage_answer(found, position, language(bp.current_request, found.language))
+
+
+@route("/registrations/{token}/cancel", methods=["GET"])
+def cancel_confirmation(token):
+    """The confirmation step before cancelling ("Ja, annuleer" posts, "Nee, ik kom" goes back).
+    Shows, never changes: only the POST below cancels."""
+    request = bp.current_request
+    found, position = registration.find_by_token(token)
+    lang = language(request, found.language)
+    if wants_html(request):
+        return html_response(rendering.render_page(
+            "cancel.html", lang, registration=registration.view(found, position),
+            meetup=catalogue.page_meetup(found.meetup_id), token=token))
+    return json_response({"message": "POST to this address to cancel this registration"})
 
 
 @route("/registrations/{token}/cancel", methods=["POST"])
@@ -101,8 +115,9 @@ def admin_registrations(meetup_id):
     request = bp.current_request
     from chalicelib import suppression
     found = suppression.flag(registration.list_registrations(meetup_id))  # + `suppressed`: no mail reaches it
-    if (request.query_params or {}).get("format") == "csv":
-        return Response(body=encodable(registration.to_csv(found)), status_code=200,
+    params = request.query_params or {}
+    if params.get("format") == "csv":
+        return Response(body=encodable(registration.to_csv(found, params.get("separator"))), status_code=200,
                         headers={"Content-Type": "text/csv; charset=utf-8",
                                  "Content-Disposition": f'attachment; filename="registrations-{meetup_id}.csv"'})
     return json_response({"registrations": found})
