@@ -50,6 +50,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "capacity": ("het aantal plaatsen", "the number of seats"),
     "waitlist": ("de wachtlijst", "the waitlist"),
     "waitlist.enabled": ("de wachtlijst aan of uit", "whether the waitlist is on"),
+    "waitlist.max_length": ("de maximale lengte van de wachtlijst", "the maximum length of the waitlist"),
     "status": ("de status", "the status"),
     "join_url": ("de deelnamelink", "the join link"),
     "description": ("de beschrijving", "the description"),
@@ -128,6 +129,8 @@ LINK_INVALID = Message("Deze link is niet (meer) geldig.", "This link is not val
 CLOSED = Message("Aanmelden voor deze meetup kan niet meer: de aanmelding is gesloten.",
                  "Sign-up for this meetup is closed.")
 FULL = Message("Deze meetup is vol en heeft geen wachtlijst.", "This meetup is full and has no waitlist.")
+WAITLIST_FULL = Message("Deze meetup is vol en de wachtlijst ook: er kan niemand meer bij.",
+                        "This meetup is full and so is its waitlist: nobody more can join.")
 TRY_AGAIN = Message("Dat lukte even niet. Probeer het zo nog eens.", "That did not work just now; please try again.")
 BUSY = Message("Het is erg druk bij deze meetup. Probeer het zo nog eens.",
                "The meetup is very busy; please try again in a moment.")
