@@ -23,6 +23,7 @@ _PROVINCE_ALIASES = {p.lower(): p for p in PROVINCES} | {"fryslân": "Friesland"
 MAX_CAPACITY = 100_000
 # What a calendar entry shows: a change of any of these raises the meetup's calendar_sequence.
 CALENDAR_FIELDS = ("starts_at", "ends_at", "city", "venue", "mode", "join_url")
+MAX_WAITLIST = 1_000_000  # the largest `waitlist.max_length` an admin can set
 SETTABLE = ("title", "kind", "province", "city", "venue", "host", "starts_at", "ends_at", "mode",
             "capacity", "waitlist", "status", "join_url", "description", "follows", "reminders")
 
@@ -61,7 +62,8 @@ def view(meetup: Meetup) -> dict:
         "capacity": int(meetup.capacity),
         "confirmed": int(meetup.confirmed),
         "seats_left": seats_left,
-        "waitlist": {"enabled": bool(meetup.waitlist_enabled), "length": int(meetup.waitlist_length)},
+        "waitlist": {"enabled": bool(meetup.waitlist_enabled), "length": int(meetup.waitlist_length),
+                     "max_length": int(meetup.waitlist_max_length) if meetup.waitlist_max_length else None},
         "status": public_status(meetup),
         "follows": meetup.follows,
         # Extensions to the contract:
@@ -240,12 +242,23 @@ def _read_fields(payload: dict, *, creating: bool, current: Meetup | None = None
     if f.has("waitlist"):
         waitlist = f.mapping("waitlist")
         if waitlist is not None:
-            if set(waitlist) - {"enabled", "length"}:
-                f.fail("waitlist", Message("Alleen enabled kan worden ingesteld.", "Only enabled can be set."))
-            elif not isinstance(waitlist.get("enabled"), bool):
-                f.fail("waitlist.enabled", "boolean")
+            if set(waitlist) - {"enabled", "length", "max_length"}:
+                f.fail("waitlist", Message("Alleen enabled en max_length kunnen worden ingesteld.",
+                                           "Only enabled and max_length can be set."))
             else:
-                values["waitlist_enabled"] = waitlist["enabled"]
+                if "enabled" in waitlist or "max_length" not in waitlist:
+                    if not isinstance(waitlist.get("enabled"), bool):
+                        f.fail("waitlist.enabled", "boolean")
+                    else:
+                        values["waitlist_enabled"] = waitlist["enabled"]
+                if "max_length" in waitlist:  # null: no limit
+                    inner = Fields({"waitlist.max_length": waitlist["max_length"]})
+                    inner.form = f.form
+                    limit = inner.integer("waitlist.max_length", minimum=1, maximum=MAX_WAITLIST)
+                    for name, problem_ in inner.errors.items():
+                        f.fail(name, problem_)
+                    if not inner.errors:
+                        values["waitlist_max_length"] = limit
     if f.has("status"):
         values["state"] = f.choice("status", STATES, required=True)
     if f.has("join_url"):

@@ -51,6 +51,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "capacity": ("het aantal plekken", "the number of seats"),
     "waitlist": ("de wachtlijst", "the waitlist"),
     "waitlist.enabled": ("de wachtlijst aan of uit", "whether the waitlist is on"),
+    "waitlist.max_length": ("de maximale lengte van de wachtlijst", "the maximum length of the waitlist"),
     "status": ("de status", "the status"),
     "join_url": ("de deelnamelink", "the join link"),
     "description": ("de beschrijving", "the description"),
@@ -137,6 +138,8 @@ AWAITING_HOST = Message("Deze vervolgmeetup is aangekondigd. Aanmelden kan zodra
                         "de overdracht heeft bevestigd.",
                         "This follow-up meetup is announced. Sign-up opens once its new host has accepted the handover.")
 FULL = Message("Deze meetup is vol en heeft geen wachtlijst.", "This meetup is full and has no waitlist.")
+WAITLIST_FULL = Message("Deze meetup is vol en de wachtlijst ook: er kan niemand meer bij.",
+                        "This meetup is full and so is its waitlist: nobody more can join.")
 TRY_AGAIN = Message("Dat lukte even niet. Probeer het zo nog eens.", "That did not work just now; please try again.")
 BUSY = Message("Het is erg druk bij deze meetup. Probeer het zo nog eens.",
                "The meetup is very busy; please try again in a moment.")

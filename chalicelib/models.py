@@ -87,7 +87,13 @@ class Meetup(Model):
     capacity = NumberAttribute()
     confirmed = NumberAttribute(default=0)
     waitlist_enabled = BooleanAttribute(default=False)
-    waitlist_length = NumberAttribute(default=0)
+    waitlist_length = NumberAttribute(default=0)  # people waiting now
+    # The line (see Registration's `W#` entries): the last ticket given out, how many were promoted
+    # from its front, and an optional limit on its length. A join sets `waitlist_seq` to n+1
+    # conditioned on it being n, in the join's own transaction.
+    waitlist_seq = NumberAttribute(default=0)
+    waitlist_promoted = NumberAttribute(default=0)
+    waitlist_max_length = NumberAttribute(null=True)
     state = UnicodeAttribute(default="open")  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)
@@ -117,7 +123,14 @@ class Meetup(Model):
 
 REGISTRATION_PREFIX = "R#"
 EMAIL_GUARD_PREFIX = "E#"
-WAITLIST_KEY = "LINE"
+WAITLIST_KEY = "LINE"  # the legacy one-item line (LegacyWaitlist), only read by the migration
+WAITLIST_PREFIX = "W#"  # W#<ticket>: one waiting person
+DEPARTURE_PREFIX = "D#"  # D#<ticket>: a waiting person who left the line (not promoted)
+TICKET_DIGITS = 12
+
+
+def ticket_key(prefix: str, ticket: int) -> str:
+    return f"{prefix}{int(ticket):0{TICKET_DIGITS}d}"
 ERASURE_DUE = "due"  # the one value of `erase_due`: keeps `by_erasure` sparse
 ERASURE_AUDIT_PARTITION = "#erasures"  # never a meetup id ('#' is not in one)
 ERASURE_AUDIT_PREFIX = "X#"
@@ -170,16 +183,36 @@ class Registration(Model):
     joined_at = UnicodeAttribute(null=True)  # the first click on the personal join link
     table_id = UnicodeAttribute(null=True)  # the theme table: chosen, or given by the spread rule
     table_given = BooleanAttribute(null=True)  # true when the spread rule chose it
+    waitlist_ticket = NumberAttribute(null=True)  # while (or once) waitlisted: its place in the sequence
 
     by_email = RegistrationsByEmail()
     by_erasure = RegistrationsByErasure()
 
 
-class Waitlist(Model):
-    """The line of a meetup, first in line first: registration ids, sort key `LINE`.
+class WaitlistEntry(Model):
+    """One waiting person: sort key `W#<ticket>` (zero-padded) in the meetup's partition, so a
+    Query of `W#` returns the line in order, first in line first. Put in the join's transaction
+    (the ticket comes from the meetup's `waitlist_seq`), deleted by the promotion or departure."""
+    Meta = _meta("registrations")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    registration_id = UnicodeAttribute()
+    ticket = NumberAttribute()
+    expires_at = TTLAttribute(null=True)  # the meetup's end + the retention period
 
-    Joining appends to the list inside the sign-up transaction, so the order is the order in
-    which DynamoDB committed the sign-ups, with nothing for concurrent joiners to retry on."""
+
+class Departure(Model):
+    """A waiting person who left the line (cancelled, erased): sort key `D#<ticket>`. Positions
+    count the departures ahead of a ticket: position = ticket - promoted - departures ahead."""
+    Meta = _meta("registrations")
+    meetup_id = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    expires_at = TTLAttribute(null=True)  # the meetup's end + the retention period
+
+
+class LegacyWaitlist(Model):
+    """The old line: one item per meetup (sort key `LINE`) holding a list of registration ids.
+    Only `chalicelib.migrate_waitlists` reads it, to convert it into `W#` entries."""
     Meta = _meta("registrations")
     meetup_id = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default=WAITLIST_KEY)
@@ -356,8 +389,8 @@ class Suppression(Model):
     events = NumberAttribute(default=1)
 
 
-ALL_MODELS = (Meetup, Registration, Waitlist, EmailGuard, TableSeats, ErasureRecord, Activity, OutboxMessage,
-              Handover, Organiser, AdminToken, Suppression)
+ALL_MODELS = (Meetup, Registration, WaitlistEntry, Departure, LegacyWaitlist, EmailGuard, TableSeats, ErasureRecord,
+              Activity, OutboxMessage, Handover, Organiser, AdminToken, Suppression)
 
 
 def _one_client_for_all_models() -> None:

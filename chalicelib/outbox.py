@@ -82,7 +82,14 @@ def backoff(attempts: int) -> timedelta:
 
 
 def _compose(msg: OutboxMessage):
-    return mail.compose(msg.template, msg.language, msg.recipient, msg.context, message_id=msg.id)
+    """The email as it is sent now: a waitlist place is told as it stands when the email is
+    composed (whoever sends it: the request, the worker, the stream or the retry job), not as
+    it was queued."""
+    context = msg.context
+    if msg.template == "registration_waitlisted" and (context or {}).get("waitlist_ticket"):
+        from chalicelib import registration
+        context = registration.position_for_mail(context)
+    return mail.compose(msg.template, msg.language, msg.recipient, context, message_id=msg.id)
 
 
 def _log_extra(msg: OutboxMessage, **more) -> dict:

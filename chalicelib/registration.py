@@ -5,12 +5,23 @@ Rules, and how the database enforces them:
   transaction as the registration, conditioned on `confirmed < capacity`.
 - One active registration per (meetup, email): an EmailGuard item created in that transaction
   with `attribute_not_exists`, deleted when the registration is cancelled.
-- Strict first-come waitlist order: the line is a list on one item per meetup, appended to
-  inside the sign-up transaction, so its order is the order DynamoDB committed the sign-ups
-  in: the earlier accepted is never behind a later one, and joiners never retry on order.
+- Strict first-come waitlist order, at a cost that does not grow with the line: each waiting
+  person is one small item `W#<ticket>` in the meetup's partition. The ticket comes from the
+  meetup's `waitlist_seq`, set to n+1 inside the join's own transaction on the condition that
+  it is n (and that the line is as long as expected): the order is the order DynamoDB
+  committed the joins in, and the join's position is known on commit. A loser learns the
+  current values from the failed condition's item and retries; joins within one process take
+  turns per meetup. The first in line is a consistent Query of `W#` with Limit 1.
+- Exact positions without counting the line: position = ticket - `waitlist_promoted` (those
+  promoted from the front) - the departures ahead (`D#<ticket>` markers written when a waiting
+  person leaves; counted with a keys-only Query below the ticket).
+- An optional `waitlist_max_length`: a join is refused with 409 `waitlist_full` once reached.
 - Nobody waits while a seat is free: a new sign-up only takes a seat when the line is empty,
   and cancelling a confirmed place promotes the first in line in the same transaction
-  (conditioned on that person still being first); so does a capacity rise.
+  (conditioned on that person's entry still being there), or frees the seat on the condition
+  that nobody waits; new seats go to the first in line (`fill_free_seats`).
+- No refusal from a cache: the per-process hint only chooses which transaction to try; a
+  refusal (closed, full, waitlist full) comes from a failed condition or a consistent read.
 Every change writes its activity record (read by the digest) and its outbox email in the
 same transaction: the email exists if and only if the change happened.
 """
@@ -27,9 +38,10 @@ from chalicelib import catalogue, clock, joining, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
 from chalicelib.messages import Message
-from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
-                               Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
-                               retry_pause, storage_errors)
+from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
+                               WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration,
+                               Transaction, TransactionCancelled, WaitlistEntry, retry_pause, storage_errors,
+                               ticket_key)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -38,8 +50,6 @@ ROLES = ("teacher", "school_leader", "school_board", "local_politician", "educat
 LANGUAGES = ("nl", "en")
 MANAGE_PURPOSE = "registration"
 MAX_ATTEMPTS = 60
-POSITION_WINDOW = 20  # elements after the expected place read to find a new joiner
-PROMOTIONS_PER_TRANSACTION = 7  # meetup + line + 3 items a promotion: within 25 transaction items
 
 
 @dataclass
@@ -151,40 +161,77 @@ def _load_registration(meetup_id: str, registration_id: str) -> Registration:
             raise NotFound(messages.LINK_INVALID) from None
 
 
+def _read_meetup(meetup_id: str) -> Meetup:
+    """The meetup as it is now (a consistent read): what a rule may be decided on."""
+    return catalogue.load(meetup_id, consistent=True)
+
+
+def _entries(meetup_id: str, limit: int | None = None) -> list[WaitlistEntry]:
+    """The first `limit` in line (all without one), first in line first: a consistent Query of `W#`."""
+    with storage_errors():
+        return list(WaitlistEntry.query(meetup_id, WaitlistEntry.sk.startswith(WAITLIST_PREFIX),
+                                        consistent_read=True, limit=limit, page_size=limit))
+
+
 def read_line(meetup_id: str) -> list[str]:
-    """The registration ids in line, first in line first (a consistent read)."""
+    """The registration ids in line, first in line first (reads the whole line: admin listing, tests)."""
+    return [entry.registration_id for entry in _entries(meetup_id)]
+
+
+def _departures_before(meetup_id: str, ticket: int) -> int:
+    """How many waiting people with a ticket below `ticket` left the line (keys only, consistent):
+    costs grow with the departures ahead, never with the line."""
+    if ticket <= 1:
+        return 0
     with storage_errors():
-        try:
-            return list(Waitlist.get(meetup_id, WAITLIST_KEY, consistent_read=True).line or [])
-        except DoesNotExist:
-            return []
+        return Departure.count(meetup_id, Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0),
+                                                               ticket_key(DEPARTURE_PREFIX, ticket - 1)),
+                               consistent_read=True)
 
 
-def waitlist_position(registration: Registration, line: list[str] | None = None, *,
-                      near: int | None = None) -> int | None:
-    """1 for the next in line. With `near` (the position the caller expects), only a window of
-    the line around it is read: a long line costs little to look up right after a join."""
-    if registration.status != "waitlisted":
+def _line_state(meetup: Meetup) -> tuple:
+    """Every change to the line changes one of these: a join the sequence, a promotion the
+    promoted count, a departure the length."""
+    return int(meetup.waitlist_seq or 0), int(meetup.waitlist_promoted or 0), int(meetup.waitlist_length or 0)
+
+
+def position_of_ticket(meetup_id: str, ticket: int, meetup: Meetup | None = None) -> int:
+    """The exact place in line of a waiting ticket, without reading the line:
+    ticket - promoted from the front - departures ahead. Read again if the line changed while
+    the departures were counted, so the answer is the line at one moment."""
+    before = meetup or _read_meetup(meetup_id)
+    for _ in range(5):
+        ahead = _departures_before(meetup_id, ticket)
+        after = _read_meetup(meetup_id)
+        if _line_state(after) == _line_state(before):
+            break
+        before = after
+    return int(ticket) - int(after.waitlist_promoted or 0) - ahead
+
+
+def waitlist_position(registration: Registration) -> int | None:
+    """1 for the next in line; None unless waiting."""
+    if registration.status != "waitlisted" or not registration.waitlist_ticket:
         return None
-    if line is None and near is not None:
-        # Others joining meanwhile put one further back than expected; leaving, rarely nearer.
-        first = max(0, near - 1 - POSITION_WINDOW // 4)
-        window = _read_line_window(registration.meetup_id, first, near - 1 + POSITION_WINDOW)
-        if registration.id in window:
-            return first + window.index(registration.id) + 1
-    line = read_line(registration.meetup_id) if line is None else line
-    return line.index(registration.id) + 1 if registration.id in line else None
+    return position_of_ticket(registration.meetup_id, int(registration.waitlist_ticket))
 
 
-def _read_line_window(meetup_id: str, first: int, last: int) -> list[str]:
-    """line[first..last]: DynamoDB returns the projected elements that exist, in order."""
+def position_for_mail(context: dict) -> dict:
+    """The waitlisted email's context with the position as it is when the email is composed
+    (whatever delivers it: the request, the worker, the stream or the retry job). A person no
+    longer waiting keeps the position committed with the join."""
+    meetup_id = (context.get("meetup") or {}).get("id")
+    ticket = context.get("waitlist_ticket")
+    if not meetup_id or not ticket:
+        return context
     with storage_errors():
         try:
-            found = Waitlist.get(meetup_id, WAITLIST_KEY, consistent_read=True,
-                                 attributes_to_get=[f"line[{i}]" for i in range(first, last + 1)])
+            entry = WaitlistEntry.get(meetup_id, ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
         except DoesNotExist:
-            return []
-    return list(found.line or [])
+            return context
+    if entry.registration_id != context.get("registration_id"):
+        return context
+    return dict(context, waitlist_position=position_of_ticket(meetup_id, int(ticket)))
 
 
 def by_token(token: str, purpose: str = MANAGE_PURPOSE) -> Registration:
@@ -230,6 +277,9 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
     context = {
         "name": registration.name, "registration_id": registration.id, "status": registration.status,
         "waitlist_position": position, "manage_url": manage_url(registration, meetup.ends_at),
+        # The waitlisted email's position is composed again when it is sent (`position_for_mail`).
+        "waitlist_ticket": int(registration.waitlist_ticket) if registration.status == "waitlisted"
+        and registration.waitlist_ticket else None,
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                    "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
                    "sequence": int(meetup.calendar_sequence or 0),
@@ -263,46 +313,80 @@ def _is_open(meetup: Meetup, now) -> bool:
     return meetup.state == "open" and clock.from_storage(meetup.starts_at) > now
 
 
-def _refuse_closed(meetup: Meetup, now) -> None:
-    """409 for a meetup that takes no sign-ups: announced (its new host has not accepted the
-    handover yet) or closed."""
+def _seat_free(meetup: Meetup) -> bool:
+    return meetup.confirmed < meetup.capacity and not meetup.waitlist_length
+
+
+def _refusal(meetup: Meetup, now) -> Conflict | None:
+    """Why this copy of the meetup refuses a sign-up, if it does. Only a copy the database just
+    confirmed (a consistent read, a failed condition's item) may turn anyone away. An announced
+    follow-up (its new host has not accepted the handover yet) takes no sign-ups either."""
     if meetup.awaiting_host:
-        raise Conflict(messages.AWAITING_HOST, code="awaiting_host")
+        return Conflict(messages.AWAITING_HOST, code="awaiting_host")
     if not _is_open(meetup, now):
-        raise Conflict(messages.CLOSED, code="closed")
+        return Conflict(messages.CLOSED, code="closed")
+    if _seat_free(meetup):
+        return None
+    if not meetup.waitlist_enabled:
+        return Conflict(messages.FULL, code="full")
+    limit = meetup.waitlist_max_length
+    if limit and int(meetup.waitlist_length or 0) >= int(limit):
+        return Conflict(messages.WAITLIST_FULL, code="waitlist_full")
+    return None
 
 
 # --- sign-up -----------------------------------------------------------------------------------
 
 class _MeetupHints:
     """Recently seen meetups, per process: they let a sign-up go straight to its transaction.
-    Only a hint: the transaction re-checks every fact it relies on (seats, waitlist, state, start,
-    and `updated_at`, so that emails never carry stale details), and a refused one returns the
-    current item, which refreshes the hint without another read."""
+    Only a hint: it chooses which transaction to try first, never an answer. The transaction
+    re-checks every fact it relies on (seats, the waitlist's sequence and length, state, start,
+    and `updated_at`, so that emails never carry stale details); a refused one returns the
+    current item, which refreshes the hint without another read; and a refusal is only given on
+    a copy the database confirmed (see `_refusal`)."""
 
     TTL_SECONDS = 30
+    STRIPES = 64
 
     def __init__(self):
         self._seen: dict[str, tuple[float, Meetup]] = {}
         self._lock = threading.Lock()
+        self._line_locks = [threading.Lock() for _ in range(self.STRIPES)]
 
-    def get(self, meetup_id: str) -> Meetup:
-        seen = self._seen.get(meetup_id)
-        if seen and time.monotonic() - seen[0] < self.TTL_SECONDS:
-            with self._lock:
-                return Meetup.from_raw_data(seen[1].serialize())  # a copy: threads share the hint
-        return self.put(catalogue.load(meetup_id, consistent=True))
+    def get(self, meetup_id: str) -> tuple[Meetup, bool]:
+        """(a copy of the meetup, whether the database confirmed it just now)."""
+        with self._lock:
+            seen = self._seen.get(meetup_id)
+            if seen and time.monotonic() - seen[0] < self.TTL_SECONDS:
+                return Meetup.from_raw_data(seen[1].serialize()), False  # a copy: threads share the hint
+        return self.put(_read_meetup(meetup_id)), True
 
     def put(self, meetup: Meetup) -> Meetup:
-        if len(self._seen) > 500:
-            self._seen.clear()
-        self._seen[meetup.id] = (time.monotonic(), Meetup.from_raw_data(meetup.serialize()))
+        with self._lock:
+            if len(self._seen) > 500:
+                self._seen.clear()
+            self._seen[meetup.id] = (time.monotonic(), Meetup.from_raw_data(meetup.serialize()))
         return meetup
 
     def forget(self, meetup_id: str) -> None:
-        self._seen.pop(meetup_id, None)
+        with self._lock:
+            self._seen.pop(meetup_id, None)
 
-    def count(self, meetup_id: str, status: str) -> None:
+    def line_lock(self, meetup_id: str) -> threading.Lock:
+        """Joins to one meetup's line take turns within a process: each takes the next ticket
+        from the hint its predecessor left, instead of all fighting over the same one."""
+        return self._line_locks[hash(meetup_id) % self.STRIPES]
+
+    def newer(self, meetup: Meetup) -> Meetup:
+        """The shared hint if it has seen more of the line than `meetup` (same version), else `meetup`."""
+        with self._lock:
+            seen = self._seen.get(meetup.id)
+            if (seen and seen[1].updated_at == meetup.updated_at
+                    and int(seen[1].waitlist_seq or 0) > int(meetup.waitlist_seq or 0)):
+                return Meetup.from_raw_data(seen[1].serialize())
+        return meetup
+
+    def count(self, meetup_id: str, status: str, *, seq: int = 0, length: int = 0) -> None:
         """A sign-up committed: count it on the shared hint (never overwrite it with a copy
         taken earlier, which would lose what other requests counted meanwhile)."""
         with self._lock:
@@ -311,8 +395,8 @@ class _MeetupHints:
                 return
             if status == "confirmed":
                 seen[1].confirmed += 1
-            else:
-                seen[1].waitlist_length += 1
+            elif seq > int(seen[1].waitlist_seq or 0):
+                seen[1].waitlist_seq, seen[1].waitlist_length = seq, length
 
 
 hints = _MeetupHints()
@@ -320,14 +404,15 @@ hints = _MeetupHints()
 
 def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
     """The honeypot's answer: what a real sign-up would answer, checked the same way (closed,
-    full), with nothing stored or sent. Its manage link is signed like a real one and leads
-    nowhere."""
+    full, waitlist full: on a consistent read), with nothing stored or sent. Its manage link is
+    signed like a real one and leads nowhere."""
     logger.info("honeypot filled; nothing stored", extra={"meetup_id": meetup.id})
-    _refuse_closed(meetup, now)
-    if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
+    meetup = _read_meetup(meetup.id)
+    refusal = _refusal(meetup, now)
+    if refusal:
+        raise refusal
+    if _seat_free(meetup):
         return Outcome(registration, created=True, meetup=meetup)
-    if not meetup.waitlist_enabled:
-        raise Conflict(messages.FULL, code="full")
     registration.status = "waitlisted"
     return Outcome(registration, created=True, position=int(meetup.waitlist_length) + 1, meetup=meetup)
 
@@ -335,10 +420,11 @@ def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
 def sign_up(meetup_id: str, payload: dict) -> Outcome:
     """Register someone: a confirmed seat, else a waitlist place, else 409.
 
-    Usually one transaction for a seat, and one more read (the count of those ahead) for a
-    waitlist place; a cold process first reads the meetup."""
+    Usually one request: the transaction (a cold process first reads the meetup). A waitlist
+    join takes the next ticket of the meetup's sequence in its own transaction, conditioned on
+    the sequence and the line's length it expects: so its position is known on commit."""
     signup = read_sign_up(payload)
-    meetup = hints.get(meetup_id)
+    meetup, confirmed = hints.get(meetup_id)
     now = clock.now()
     stamp = clock.to_storage(now)
     from chalicelib.privacy import address_hash
@@ -351,64 +437,87 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
         consent_at=stamp, consent_version=get_settings().privacy_version,
         follow_up_consent_at=stamp if signup.follow_up_opt_in else None)
     registration.sk = REGISTRATION_PREFIX + registration.id
+    expires = clock.from_storage(meetup.ends_at) + get_settings().retention
     guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
-                       expires_at=clock.from_storage(meetup.ends_at) + get_settings().retention)
+                       expires_at=expires)
 
     if meetup.awaiting_host:  # the hint may predate the new host's acceptance: ask the table
         meetup = hints.put(catalogue.load(meetup_id, consistent=True))
     if signup.is_bot:
         return _decoy(meetup, registration, now)
     for attempt in range(MAX_ATTEMPTS):
-        _refuse_closed(meetup, now)
-        unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
-                     & Meetup.awaiting_host.does_not_exist())
-        tx = Transaction()
-        if meetup.confirmed < meetup.capacity and meetup.waitlist_length == 0:
-            registration.status = "confirmed"
-            tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
-                      unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
-                      return_old=True)
-            activity, template = "signed_up", "registration_confirmed"
-        elif meetup.waitlist_enabled:
-            registration.status = "waitlisted"
-            tx.update("meetup", meetup, [Meetup.waitlist_length.add(1)],
-                      unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
-                      & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0)), return_old=True)
-            tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line.set((Waitlist.line | []).append([registration.id]))])
-            activity, template = "waitlisted", "registration_waitlisted"
-        else:
-            raise Conflict(messages.FULL, code="full")
-        position_hint = meetup.waitlist_length + 1 if registration.status == "waitlisted" else None
-        mail = _mail(template, meetup, registration, position_hint)
-        tx.put("guard", guard, EmailGuard.sk.does_not_exist(), return_old=True)
-        tx.put("registration", registration, Registration.sk.does_not_exist())
-        tx.put("activity", _activity(activity, meetup, registration, now))
-        tx.put("mail", mail, OutboxMessage.id.does_not_exist())
-        try:
-            tx.commit()
-        except TransactionCancelled as cancelled:
-            if cancelled.failed("guard"):
-                return _existing(meetup, cancelled.old_item("guard"))
-            if cancelled.failed("registration") or cancelled.failed("mail"):
-                raise ServiceUnavailable(messages.TRY_AGAIN) from cancelled  # a random id collided
-            meetup = hints.put(_fresh(meetup_id, cancelled, attempt))
+        refusal = _refusal(meetup, now)
+        if refusal is not None:
+            if confirmed:
+                raise refusal
+            meetup, confirmed = hints.put(_read_meetup(meetup_id)), True  # the hint may be stale: ask
             continue
-        _note_committed(meetup, registration)
-        position = waitlist_position(registration, near=position_hint)
-        # The stored mail carries the position the hint suggested (a later retry sends that);
-        # the one sent now carries the position in the committed line.
-        mail.context = dict(mail.context, waitlist_position=position)
-        logger.info("registration created", extra={"meetup_id": meetup.id, "registration_id": registration.id,
-                                                     "status": registration.status, "position": position,
-                                                     "attempts": attempt + 1})
-        _deliver([mail])
-        return Outcome(registration, created=True, position=position, mail=[mail], meetup=meetup)
+        if _seat_free(meetup):
+            outcome = _try_join(meetup, registration, guard, None, now, stamp)
+        else:
+            with hints.line_lock(meetup_id):
+                meetup = hints.newer(meetup)
+                if _refusal(meetup, now) is not None or _seat_free(meetup):
+                    confirmed = False
+                    continue
+                outcome = _try_join(meetup, registration, guard, expires, now, stamp)
+        if isinstance(outcome, Outcome):
+            logger.info("registration created", extra={
+                "meetup_id": meetup.id, "registration_id": registration.id, "status": registration.status,
+                "position": outcome.position, "attempts": attempt + 1})
+            _deliver(outcome.mail)
+            return outcome
+        if isinstance(outcome, dict):  # the address holds a place already
+            return _existing(meetup, outcome)
+        meetup, confirmed = hints.put(_fresh(meetup_id, outcome, attempt)), True
     raise ServiceUnavailable(messages.BUSY)
 
 
-def _note_committed(meetup: Meetup, registration: Registration) -> None:
-    """Keep the hint close to the truth, so the next sign-up picks the right path first time."""
-    hints.count(meetup.id, registration.status)
+def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, expires, now, stamp: str):
+    """One attempt: a seat (`expires` None) or the next ticket in line. Returns the Outcome, the
+    existing guard's item (a duplicate), or the TransactionCancelled to retry on."""
+    unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+                 & Meetup.awaiting_host.does_not_exist())
+    tx = Transaction()
+    position = ticket = None
+    if expires is None:
+        registration.status, registration.waitlist_ticket = "confirmed", None
+        tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
+                  unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
+                  return_old=True)
+        activity, template = "signed_up", "registration_confirmed"
+    else:
+        seq, length = int(meetup.waitlist_seq or 0), int(meetup.waitlist_length or 0)
+        ticket, position = seq + 1, length + 1
+        registration.status, registration.waitlist_ticket = "waitlisted", ticket
+        expected_seq = (Meetup.waitlist_seq == seq) if seq else (
+            Meetup.waitlist_seq.does_not_exist() | (Meetup.waitlist_seq == 0))
+        # `updated_at` covers the limit (`waitlist_max_length`) that `_refusal` checked on this copy.
+        tx.update("meetup", meetup, [Meetup.waitlist_length.add(1), Meetup.waitlist_seq.set(ticket)],
+                  unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
+                  & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
+                  & expected_seq & (Meetup.waitlist_length == length), return_old=True)
+        tx.put("entry", WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, ticket),
+                                      registration_id=registration.id, ticket=ticket, expires_at=expires),
+               WaitlistEntry.sk.does_not_exist())
+        activity, template = "waitlisted", "registration_waitlisted"
+    mail = _mail(template, meetup, registration, position)
+    tx.put("guard", guard, EmailGuard.sk.does_not_exist(), return_old=True)
+    tx.put("registration", registration, Registration.sk.does_not_exist())
+    tx.put("activity", _activity(activity, meetup, registration, now))
+    tx.put("mail", mail, OutboxMessage.id.does_not_exist())
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        if cancelled.failed("guard"):
+            return cancelled.old_item("guard") or {}
+        if cancelled.failed("meetup"):  # a stale copy (its ticket may be taken too): retry on the item
+            return cancelled
+        if cancelled.failed("registration") or cancelled.failed("mail") or cancelled.failed("entry"):
+            raise ServiceUnavailable(messages.TRY_AGAIN) from cancelled  # a random id collided
+        return cancelled
+    hints.count(meetup.id, registration.status, seq=ticket or 0, length=position or 0)
+    return Outcome(registration, created=True, position=position, mail=[mail], meetup=meetup)
 
 
 def _existing(meetup: Meetup, raw_guard: dict | None) -> Outcome:
@@ -426,6 +535,10 @@ def _existing(meetup: Meetup, raw_guard: dict | None) -> Outcome:
 
 # --- cancellation and promotion ------------------------------------------------------------------
 
+PROMOTIONS_PER_TRANSACTION = 6  # meetup + 4 items a promotion: within 25 transaction items
+FILL_TRANSACTIONS_PER_CALL = 10  # fill_free_seats promotes at most 60 people a call
+
+
 def _load_many(meetup_id: str, registration_ids: list[str]) -> list[Registration]:
     found = {}
     with storage_errors():
@@ -435,18 +548,21 @@ def _load_many(meetup_id: str, registration_ids: list[str]) -> list[Registration
     return [found[rid] for rid in registration_ids if rid in found]
 
 
-def _promote(tx: Transaction, meetup: Meetup, line_ids: list[str], waiting: list[Registration],
+def _heads(meetup_id: str, count: int) -> list[tuple[WaitlistEntry, Registration]]:
+    """The first `count` in line with their registrations (one Query, one BatchGetItem)."""
+    entries = _entries(meetup_id, count)
+    people = {r.id: r for r in _load_many(meetup_id, [e.registration_id for e in entries])}
+    return [(entry, people[entry.registration_id]) for entry in entries if entry.registration_id in people]
+
+
+def _promote(tx: Transaction, meetup: Meetup, heads: list[tuple[WaitlistEntry, Registration]],
              now, stamp: str) -> list[OutboxMessage]:
-    """Confirm the first `len(waiting)` in line: they leave the front of the line, each only if
-    the line still starts with them (so nobody is skipped), and each gets an email."""
-    positions = range(len(waiting))
-    condition = None
-    for index in positions:
-        check = Waitlist.line[index] == line_ids[index]
-        condition = check if condition is None else condition & check
-    tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line[index].remove() for index in positions], condition)
+    """Confirm the first in line: each leaves the line only if their entry is still there (the
+    entry of the lowest ticket: nobody can be ahead of it, tickets only grow), and each gets an
+    email. The caller updates the meetup's counters (`waitlist_promoted` among them)."""
     mails = []
-    for person in waiting:
+    for entry, person in heads:
+        tx.delete(f"entry {person.id}", entry, WaitlistEntry.registration_id == person.id)
         tx.update(f"promote {person.id}", person,
                   [Registration.status.set("confirmed"), Registration.promoted_at.set(stamp),
                    Registration.updated_at.set(stamp)], Registration.status == "waitlisted")
@@ -467,32 +583,40 @@ def cancel(token: str) -> Outcome:
 
 def cancel_registration(registration: Registration, *, notify: bool = True) -> Outcome:
     """Cancel; `notify=False` (an erasure follows) sends the person no cancellation email.
-    Cancelling sets when its personal data goes (`erase_after`, the `by_erasure` index)."""
+    Cancelling sets when its personal data goes (`erase_after`, the `by_erasure` index).
+
+    A waiting person leaves the line: their entry goes, a departure marker `D#<ticket>` comes
+    (positions behind them count it). A confirmed person's seat goes to the first in line in the
+    same transaction; it is only freed on the condition that nobody waits."""
     meetup_id, registration_id = registration.meetup_id, registration.id
     if registration.status == "cancelled":
         return Outcome(registration, created=False)
-    meetup = catalogue.load(meetup_id, consistent=True)
+    meetup = _read_meetup(meetup_id)
     for attempt in range(MAX_ATTEMPTS):
         if registration.status == "cancelled":
             return Outcome(registration, created=False)
         now = clock.now()
         stamp = clock.to_storage(now)
         was = registration.status
-        line = read_line(meetup_id) if was == "waitlisted" or meetup.waitlist_length else []
-        head = _load_many(meetup_id, line[:1]) if was == "confirmed" and _is_open(meetup, now) else []
+        expires = clock.from_storage(meetup.ends_at) + get_settings().retention
+        head = (_heads(meetup_id, 1) if was == "confirmed" and _is_open(meetup, now) and meetup.waitlist_length
+                else [])
         tx = Transaction()
         mails = []
         if was == "waitlisted":
-            if registration.id not in line:
-                raise ServiceUnavailable(messages.TRY_AGAIN)
-            index = line.index(registration.id)
-            tx.update("line", Waitlist(meetup_id=meetup.id), [Waitlist.line[index].remove()],
-                      Waitlist.line[index] == registration.id)
-            tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1)], return_old=True)
-        elif head:  # the seat passes on: confirmed stays, the line shortens
+            ticket = int(registration.waitlist_ticket or 0)
+            if not ticket:
+                raise ServiceUnavailable(messages.TRY_AGAIN)  # a line not yet migrated
+            tx.delete("entry", WaitlistEntry(meetup_id=meetup_id, sk=ticket_key(WAITLIST_PREFIX, ticket)),
+                      WaitlistEntry.registration_id == registration.id)
+            tx.put("departure", Departure(meetup_id=meetup_id, sk=ticket_key(DEPARTURE_PREFIX, ticket),
+                                          expires_at=expires))
             tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1)], Meetup.waitlist_length > 0,
                       return_old=True)
-            mails += _promote(tx, meetup, line, head, now, stamp)
+        elif head:  # the seat passes on: confirmed stays, the line shortens from its front
+            tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1), Meetup.waitlist_promoted.add(1)],
+                      Meetup.waitlist_length > 0, return_old=True)
+            mails += _promote(tx, meetup, head, now, stamp)
         else:  # a seat frees up: only while nobody waits for it (else retry, and promote)
             tx.update("meetup", meetup, [Meetup.confirmed.add(-1)],
                       (Meetup.waitlist_length == 0) if _is_open(meetup, now) else None, return_old=True)
@@ -517,48 +641,78 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
         hints.forget(meetup_id)
         logger.info("registration cancelled", extra={
             "meetup_id": meetup.id, "registration_id": registration.id, "was": was,
-            "promoted": [w.id for w in head]})
+            "promoted": [person.id for _, person in head]})
         _deliver(mails)
         return Outcome(registration, created=False, mail=mails, meetup=meetup)
     raise ServiceUnavailable(messages.BUSY)
 
 
-def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxMessage]]:
-    """Set a meetup's capacity; new seats go to the first in line at once. Never below `confirmed`."""
+def fill_free_seats(meetup_id: str) -> list[OutboxMessage]:
+    """Promote the first in line into free seats, while seats are free and people wait (and the
+    meetup is open), at most FILL_TRANSACTIONS_PER_CALL transactions a call: call again until it
+    returns nothing. Each transaction is conditioned on the seats and capacity it read and on
+    each promoted person's entry still being there. Returns the promotion emails, committed to
+    the outbox; the caller hands them to delivery (`outbox.dispatch`)."""
     mails: list[OutboxMessage] = []
-    capacity_set = False
+    meetup = _read_meetup(meetup_id)
+    transactions = 0
+    for attempt in range(MAX_ATTEMPTS):
+        now = clock.now()
+        stamp = clock.to_storage(now)
+        free = int(meetup.capacity) - int(meetup.confirmed)
+        waiting = int(meetup.waitlist_length or 0)
+        if free <= 0 or waiting <= 0 or not _is_open(meetup, now) or transactions >= FILL_TRANSACTIONS_PER_CALL:
+            break
+        heads = _heads(meetup_id, min(free, waiting, PROMOTIONS_PER_TRANSACTION))
+        if not heads:
+            break
+        count = len(heads)
+        tx = Transaction()
+        tx.update("meetup", meetup, [Meetup.confirmed.add(count), Meetup.waitlist_length.add(-count),
+                                     Meetup.waitlist_promoted.add(count)],
+                  (Meetup.confirmed == meetup.confirmed) & (Meetup.capacity == meetup.capacity)
+                  & (Meetup.state == "open") & (Meetup.waitlist_length >= count), return_old=True)
+        batch = _promote(tx, meetup, heads, now, stamp)
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            meetup = _fresh(meetup_id, cancelled, attempt)
+            continue
+        mails += batch
+        transactions += 1
+        meetup = _read_meetup(meetup_id)
+    if mails:
+        hints.forget(meetup_id)
+        logger.info("free seats filled", extra={"meetup_id": meetup_id, "promoted": len(mails)})
+    return mails
+
+
+def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxMessage]]:
+    """Set a meetup's capacity (never below `confirmed`: the write's condition); new seats go to
+    the first in line (`fill_free_seats`)."""
     for attempt in range(MAX_ATTEMPTS):
         if capacity < meetup.confirmed:
             raise Conflict(f"Capacity {capacity} is below the {int(meetup.confirmed)} confirmed places",
                            code="capacity_below_confirmed")
-        now = clock.now()
-        stamp = clock.to_storage(now)
-        free = capacity - int(meetup.confirmed)
-        line = read_line(meetup.id) if free > 0 and meetup.waitlist_length and _is_open(meetup, now) else []
-        heads = _load_many(meetup.id, line[:min(free, PROMOTIONS_PER_TRANSACTION)])
-        if capacity_set and not heads:
-            break
-        actions = [Meetup.capacity.set(capacity), Meetup.updated_at.set(stamp)]
-        # Promotions count on the seats read just now; a plain change only on the rule itself.
-        condition = (Meetup.confirmed == meetup.confirmed) if heads else (Meetup.confirmed <= capacity)
-        if heads:
-            actions += [Meetup.confirmed.add(len(heads)), Meetup.waitlist_length.add(-len(heads))]
         tx = Transaction()
-        tx.update("meetup", meetup, actions, condition, return_old=True)
-        batch = _promote(tx, meetup, line, heads, now, stamp) if heads else []
+        tx.update("meetup", meetup, [Meetup.capacity.set(capacity), Meetup.updated_at.set(clock.to_storage(clock.now()))],
+                  Meetup.confirmed <= capacity, return_old=True)
         try:
             tx.commit()
         except TransactionCancelled as cancelled:
             meetup = _fresh(meetup.id, cancelled, attempt)
             continue
-        mails += batch
-        capacity_set = True
-        meetup = catalogue.load(meetup.id, consistent=True)
-        if int(meetup.confirmed) >= capacity or not int(meetup.waitlist_length):
-            break
+        break
     else:
         raise ServiceUnavailable(messages.BUSY)
+    mails: list[OutboxMessage] = []
+    while True:
+        batch = fill_free_seats(meetup.id)
+        if not batch:
+            break
+        mails += batch
     hints.forget(meetup.id)
+    meetup = _read_meetup(meetup.id)
     logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity,
                                             "promoted": len(mails)})
     _deliver(mails)

@@ -80,6 +80,10 @@ def _serve(port: int) -> int:
     created = tables.create_tables(settings.table_prefix)
     if created:
         print(f"Created tables: {', '.join(created)}")
+    from chalicelib import migrate_waitlists  # old .data/: one-item lines become W# entries (idempotent)
+    moved = migrate_waitlists.migrate_all()
+    if moved:
+        print(f"Waitlists migrated: {len(moved)} meetups, {sum(moved.values())} people")
     print(f"Demo tour: {demo_tour.load()} meetups added")
     if not os.environ.get("ADMIN_TOKEN"):
         from chalicelib import auth

@@ -30,6 +30,8 @@ def create_table_args(props: dict, name: str) -> dict:
             ("AttributeDefinitions", "KeySchema", "BillingMode", "GlobalSecondaryIndexes",
              "LocalSecondaryIndexes") if key in props}
     args["TableName"] = name
+    if "StreamSpecification" in props:  # DynamoDB Local has streams too: the outbox's is read as deployed
+        args["StreamSpecification"] = {"StreamEnabled": True, **props["StreamSpecification"]}
     return args
 
 
@@ -72,6 +74,9 @@ def update_table(client, name: str, props: dict) -> list[str]:
                             GlobalSecondaryIndexUpdates=[{"Create": copy.deepcopy(index)}])
         _wait_for_indexes(client, name)  # DynamoDB builds one new index at a time
         added.append(index["IndexName"])
+    if "StreamSpecification" in props and not table.get("StreamSpecification", {}).get("StreamEnabled"):
+        client.update_table(TableName=name, StreamSpecification={"StreamEnabled": True, **props["StreamSpecification"]})
+        added.append("stream")
     ttl = props.get("TimeToLiveSpecification")
     if ttl and client.describe_time_to_live(TableName=name)["TimeToLiveDescription"].get(
             "TimeToLiveStatus") not in ("ENABLED", "ENABLING"):

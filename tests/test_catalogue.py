@@ -18,7 +18,7 @@ def test_admin_creates_meetup_in_contract_shape(client, admin_headers):
                          "capacity", "confirmed", "seats_left", "waitlist", "status", "follows"}
     assert body["capacity"] == 150 and body["confirmed"] == 0 and body["seats_left"] == 150
     assert body["status"] == "open" and body["follows"] is None
-    assert body["waitlist"] == {"enabled": True, "length": 0}
+    assert body["waitlist"] == {"enabled": True, "length": 0, "max_length": None}
 
     public = client.http.get(f"/meetups/{body['id']}").json_body
     assert public["host"] == {"name": "Gemeente Lelystad"}, "host contact details are never public"

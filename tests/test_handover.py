@@ -121,7 +121,7 @@ def test_handover_creates_the_follow_up_in_contract_shape(client, admin_headers)
     assert (meetup["city"], meetup["capacity"], meetup["mode"]) == ("Almere", 80, "in_person")
     assert meetup["starts_at"] == body["starts_at"]
     assert meetup["status"] == "closed", "announced: sign-up opens when the new host accepts"
-    assert meetup["waitlist"] == {"enabled": True, "length": 0}, "the waitlist setting is carried over"
+    assert meetup["waitlist"] == {"enabled": True, "length": 0, "max_length": None}, "the waitlist setting is carried over"
     assert meetup["host"] == {"name": "Gemeente Almere"}, "host contact details are never public"
     assert meetup["title"] == "Klassen vervolgmeetup Almere"
 

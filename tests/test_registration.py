@@ -68,7 +68,7 @@ def test_full_meetup_waitlists_in_order_with_positions(client):
     assert positions == [1, 2, 3]
     assert counts(meetup.id) == (1, 3)
     public = client.http.get(f"/meetups/{meetup.id}").json_body
-    assert public["status"] == "full" and public["waitlist"] == {"enabled": True, "length": 3}
+    assert public["status"] == "full" and public["waitlist"] == {"enabled": True, "length": 3, "max_length": None}
 
 
 def test_full_without_waitlist_is_409_full(client):

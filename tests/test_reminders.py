@@ -64,7 +64,7 @@ def test_each_confirmed_person_gets_each_reminder_once_at_its_minute(client, sta
     assert "/join/" in text_of(reminders_to(seated[0])[0]) and "zoom.example.nl" not in text_of(reminders_to(seated[0])[0])
     assert reminders_to(waiting) == [], "confirmed people only"
     notice = reminders_to(waiting, "Morgen")
-    assert len(notice) == 1 and "plaats 1" in text_of(notice[0])
+    assert len(notice) == 1 and "nummer 1" in text_of(notice[0])
 
     fake.moment = moment - timedelta(minutes=60)
     reminders.run()

@@ -70,3 +70,47 @@ def test_concurrent_duplicates_make_one_registration():
     assert len({o.registration.id for o in outcomes}) == 1
     confirmed, _ = invariants.check(meetup.id)
     assert len(confirmed) == 1
+
+
+# --- as deployed: several app processes, each with its own caches, one DynamoDB ---------------------
+
+@pytest.fixture(scope="module")
+def processes():
+    from tests import roster_processes
+    pools = roster_processes.executors(4)
+    yield pools
+    for pool in pools:
+        pool.shutdown()
+
+
+def test_four_processes_200_sign_ups_for_40_seats(processes):
+    from tests import roster_processes
+    meetup = make_meetup(capacity=40)
+    tag = secrets.token_hex(3)
+    futures = [pool.submit(roster_processes.run_jobs, meetup.id, [("sign_up", p * 50 + n) for n in range(50)], tag)
+               for p, pool in enumerate(processes)]
+    results = [r for f in futures for r in f.result()]
+    assert not [r for r in results if "error" in r], "no refusal, no error"
+    confirmed = [r for r in results if r["status"] == "confirmed"]
+    waitlisted = [r for r in results if r["status"] == "waitlisted"]
+    assert len(confirmed) == 40 and len(waitlisted) == 160
+    assert sorted(r["ticket"] for r in waitlisted) == list(range(1, 161)), "tickets 1..160, no gap, no duplicate"
+    stored_confirmed, stored_waiting = invariants.check(meetup.id)
+    told = {r["id"]: r["position"] for r in waitlisted}
+    assert [told[r.id] for r in stored_waiting] == list(range(1, 161)), "told positions in commit order"
+
+
+def test_four_processes_cancellations_racing_sign_ups(processes):
+    from tests import roster_processes
+    meetup = make_meetup(capacity=10)
+    tag = secrets.token_hex(3)
+    holders = processes[0].submit(roster_processes.run_jobs, meetup.id, [("sign_up", n) for n in range(16)],
+                                  tag, 1).result()
+    jobs = [("cancel", h["token"]) for h in holders[:6] + holders[12:14]] + [("sign_up", 100 + n) for n in range(32)]
+    jobs.sort(key=lambda _: secrets.randbelow(1000))
+    futures = [pool.submit(roster_processes.run_jobs, meetup.id, jobs[p::4], tag) for p, pool in enumerate(processes)]
+    results = [r for f in futures for r in f.result()]
+    assert not [r for r in results if "error" in r]
+    confirmed, waiting = invariants.check(meetup.id)
+    assert len(confirmed) == 10, "every freed seat was taken again"
+    assert len(confirmed) + len(waiting) == 16 - 8 + 32, "nobody lost"
