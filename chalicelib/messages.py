@@ -59,6 +59,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "upcoming": ("het filter 'komend'", "the 'upcoming' filter"),
     "reminders": ("de herinneringen", "the reminders"),
     "tables": ("de tafels", "the tables"),
+    "table_id": ("de thematafel", "the theme table"),
     "change_until": ("de uiterste tijd om van tafel te wisselen", "the deadline for changing table"),
     "scope": ("het bereik", "the scope"),
     "scope.province": ("de provincie van het bereik", "the scope's province"),
@@ -156,3 +157,5 @@ LINK_EXPIRED = Message("Deze link is verlopen. Vraag een nieuwe aan via 'Stuur m
                        "This link has expired. Ask for a new one with 'Mail me my link'.")
 DATA_ERASED = Message("Deze link werkt niet meer: de gegevens waar hij bij hoorde zijn gewist.",
                       "This link no longer works: the data it was for has been erased.")
+TABLE_FULL = Message("Deze thematafel is vol. Kies een andere tafel of 'geen voorkeur'.",
+                     "This theme table is full. Please choose another table or 'no preference'.")

@@ -34,9 +34,9 @@ from dataclasses import dataclass, field
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalogue, clock, joining, messages, tokens
+from chalicelib import catalogue, clock, joining, messages, theme_tables, tokens
 from chalicelib.config import get_settings
-from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
 from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
                                WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration,
@@ -64,6 +64,7 @@ class SignUp:
     language: str = "nl"
     follow_up_opt_in: bool = False
     is_bot: bool = False
+    table_id: str | None = None  # the theme table asked for; None: no preference
 
 
 @dataclass
@@ -92,11 +93,13 @@ def read_sign_up(payload: dict) -> SignUp:
     theme = f.text("theme")
     language = f.choice("language", LANGUAGES, default="nl") or "nl"
     follow_up = f.boolean("follow_up_opt_in")
+    table_id = f.text("table_id", max_length=100)
     if not f.boolean("consent") and "consent" not in f.errors:
         f.fail("consent", "consent")
     f.check()  # a bot's bad body is refused like anyone's: the honeypot must not be told apart
     return SignUp(name=name, email=email, role=role, organisation=organisation, municipality=municipality,
-                  theme=theme, language=language, follow_up_opt_in=follow_up, is_bot=is_bot)
+                  theme=theme, language=language, follow_up_opt_in=follow_up, is_bot=is_bot,
+                  table_id=None if table_id in (None, "none") else table_id)
 
 
 def guard_key(email: str) -> str:
@@ -441,8 +444,13 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
                        expires_at=expires)
 
-    if meetup.awaiting_host:  # the hint may predate the new host's acceptance: ask the table
-        meetup = hints.put(catalogue.load(meetup_id, consistent=True))
+    if signup.table_id is not None:
+        if signup.table_id not in {t.id for t in meetup.tables or []} and not confirmed:
+            meetup, confirmed = hints.put(_read_meetup(meetup_id)), True  # tables added since the hint
+        if signup.table_id not in {t.id for t in meetup.tables or []}:
+            raise ValidationFailed({"table_id": messages.problem(
+                "choice", "table_id", options=", ".join(["none"] + [t.id for t in meetup.tables or []]))})
+        registration.table_id = signup.table_id  # a seat there now, or the wish while waiting
     if signup.is_bot:
         return _decoy(meetup, registration, now)
     for attempt in range(MAX_ATTEMPTS):
@@ -469,6 +477,8 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
             return outcome
         if isinstance(outcome, dict):  # the address holds a place already
             return _existing(meetup, outcome)
+        if outcome.failed("table"):
+            raise Conflict(messages.TABLE_FULL, code="table_full")
         meetup, confirmed = hints.put(_fresh(meetup_id, outcome, attempt)), True
     raise ServiceUnavailable(messages.BUSY)
 
@@ -485,6 +495,8 @@ def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, exp
         tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
                   unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
                   return_old=True)
+        if registration.table_id:
+            theme_tables.seat(tx, meetup.id, registration.table_id)  # never more than the table holds
         activity, template = "signed_up", "registration_confirmed"
     else:
         seq, length = int(meetup.waitlist_seq or 0), int(meetup.waitlist_length or 0)
@@ -556,16 +568,29 @@ def _heads(meetup_id: str, count: int) -> list[tuple[WaitlistEntry, Registration
 
 
 def _promote(tx: Transaction, meetup: Meetup, heads: list[tuple[WaitlistEntry, Registration]],
-             now, stamp: str) -> list[OutboxMessage]:
+             now, stamp: str, passing: str | None = None) -> list[OutboxMessage]:
     """Confirm the first in line: each leaves the line only if their entry is still there (the
     entry of the lowest ticket: nobody can be ahead of it, tickets only grow), and each gets an
     email. The caller updates the meetup's counters (`waitlist_promoted` among them)."""
     mails = []
+    # The table each asked for if it has room (seat taken in this transaction), else no preference.
+    # `passing`: the table of the person whose cancellation frees this seat; a seat there passes
+    # straight on (the counter stays: one transaction may not touch an item twice).
+    free = ({t: int(s.capacity) - int(s.seated) for t, s in theme_tables.seats(meetup.id).items()}
+            if meetup.tables and any(person.table_id for _, person in heads) else {})
     for entry, person in heads:
         tx.delete(f"entry {person.id}", entry, WaitlistEntry.registration_id == person.id)
+        table_action = []
+        if passing and person.table_id == passing:
+            passing = None
+        elif person.table_id and person.table_id != passing and free.get(person.table_id, 0) > 0:
+            free[person.table_id] -= 1
+            theme_tables.seat(tx, meetup.id, person.table_id, name=f"table {person.id}")
+        elif person.table_id:
+            table_action, person.table_id = [Registration.table_id.remove()], None
         tx.update(f"promote {person.id}", person,
                   [Registration.status.set("confirmed"), Registration.promoted_at.set(stamp),
-                   Registration.updated_at.set(stamp)], Registration.status == "waitlisted")
+                   Registration.updated_at.set(stamp), *table_action], Registration.status == "waitlisted")
         tx.put(f"promoted activity {person.id}", _activity("promoted", meetup, person, now))
         promoted = Registration.from_raw_data(person.serialize())
         promoted.status = "confirmed"
@@ -616,15 +641,23 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
         elif head:  # the seat passes on: confirmed stays, the line shortens from its front
             tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1), Meetup.waitlist_promoted.add(1)],
                       Meetup.waitlist_length > 0, return_old=True)
-            mails += _promote(tx, meetup, head, now, stamp)
+            passing = registration.table_id if head[0][1].table_id == registration.table_id else None
+            mails += _promote(tx, meetup, head, now, stamp, passing=passing)
         else:  # a seat frees up: only while nobody waits for it (else retry, and promote)
             tx.update("meetup", meetup, [Meetup.confirmed.add(-1)],
                       (Meetup.waitlist_length == 0) if _is_open(meetup, now) else None, return_old=True)
+        unchanged = (Registration.status == was) & Registration.erased_at.does_not_exist()
+        if was == "confirmed":  # the table seat goes back too (the table as read, not changed since)
+            if registration.table_id:
+                if not (head and head[0][1].table_id == registration.table_id):  # else it passes on
+                    theme_tables.unseat(tx, meetup.id, registration.table_id)
+                unchanged &= Registration.table_id == registration.table_id
+            else:
+                unchanged &= Registration.table_id.does_not_exist()
         tx.update("registration", registration,
                   [Registration.status.set("cancelled"), Registration.cancelled_at.set(stamp),
                    Registration.updated_at.set(stamp), Registration.erase_due.set(ERASURE_DUE),
-                   Registration.erase_after.set(clock.to_storage(now + get_settings().retention))],
-                  (Registration.status == was) & Registration.erased_at.does_not_exist())
+                   Registration.erase_after.set(clock.to_storage(now + get_settings().retention))], unchanged)
         tx.delete("guard", EmailGuard(meetup_id=meetup.id, sk=guard_key(registration.email)),
                   EmailGuard.registration_id == registration.id)
         tx.put("activity", _activity("cancelled", meetup, registration, now, was=was))

@@ -214,3 +214,123 @@ def test_a_waiting_person_cannot_take_a_table(client, admin_headers):
     waiting = manage_path(client, meetup.id)
     answer = client.http.post(f"{waiting}/table", headers=JSON, body=json.dumps({"table_id": tables[0]["id"]}))
     assert answer.status_code == 409 and answer.json_body["error"] == "not_confirmed"
+
+
+# --- the sign-up side -------------------------------------------------------------------------------
+
+def join(client, meetup_id, table_id=None, name="Tafelgast"):
+    body = {"name": name, "email": f"gast-{secrets.token_hex(4)}@example.nl", "role": "teacher", "consent": True}
+    if table_id is not None:
+        body["table_id"] = table_id
+    return client.http.post(f"/meetups/{meetup_id}/registrations", headers=JSON, body=json.dumps(body))
+
+
+def seated_at(meetup_id, table_id) -> int:
+    return int(TableSeats.get(meetup_id, "T#" + table_id, consistent_read=True).seated)
+
+
+def test_sixty_simultaneous_sign_ups_for_a_table_of_ten_seat_ten(client, admin_headers):
+    from chalicelib import registration
+    meetup = make_meetup(capacity=100)
+    table_id = put_tables(client, admin_headers, meetup.id, tables_body(10)).json_body["tables"][0]["id"]
+    outcomes, barrier = [], threading.Barrier(60)
+
+    def sign_up(n):
+        barrier.wait()
+        try:
+            registration.sign_up(meetup.id, {"name": f"Gast {n}", "email": f"zestig-{n}-{secrets.token_hex(3)}@example.nl",
+                                             "role": "teacher", "consent": True, "table_id": table_id})
+            outcomes.append("seated")
+        except Exception as error:  # a full table is a 409
+            outcomes.append(getattr(error, "code", repr(error)))
+    threads = [threading.Thread(target=sign_up, args=(n,)) for n in range(60)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("seated") == 10 and outcomes.count("table_full") == 50, outcomes
+    assert seated_at(meetup.id, table_id) == 10
+    listed = client.http.get(f"/admin/meetups/{meetup.id}/tables", headers=admin_headers).json_body
+    assert len(listed["tables"][0]["people"]) == 10
+
+
+def test_a_full_table_cannot_be_chosen_and_an_unknown_one_is_422(client, admin_headers):
+    meetup = make_meetup(capacity=10)
+    table_id = put_tables(client, admin_headers, meetup.id, tables_body(1)).json_body["tables"][0]["id"]
+    assert join(client, meetup.id, table_id).status_code == 201
+    before = seated_at(meetup.id, table_id)
+    full = join(client, meetup.id, table_id)
+    assert full.status_code == 409 and full.json_body["error"] == "table_full"
+    unknown = join(client, meetup.id, "nope")
+    assert unknown.status_code == 422 and "table_id" in unknown.json_body["fields"]
+    assert seated_at(meetup.id, table_id) == before
+    assert join(client, meetup.id, "none").status_code == 201, "no preference is always possible"
+    form = client.http.get(f"/meetups/{meetup.id}/register", headers={"Accept": "text/html"}).body.decode()
+    assert f'value="{table_id}" disabled' in form and "Een volle tafel kun je niet kiezen." in form
+
+
+def test_a_table_change_races_a_sign_up_for_the_last_seat(client, admin_headers):
+    from chalicelib import registration
+    meetup = make_meetup(capacity=10)
+    tables = put_tables(client, admin_headers, meetup.id, tables_body(1, 5)).json_body["tables"]
+    small, big = tables[0]["id"], tables[1]["id"]
+    mover = join(client, meetup.id, big).json_body["manage_url"].replace("http://testserver", "")
+    token = mover.rsplit("/", 1)[1]
+    results, barrier = {}, threading.Barrier(2)
+
+    def change():
+        barrier.wait()
+        try:
+            theme_tables.change_table(token, {"table_id": small})
+            results["change"] = "won"
+        except Exception as error:
+            results["change"] = getattr(error, "code", repr(error))
+
+    def sign_up():
+        barrier.wait()
+        try:
+            registration.sign_up(meetup.id, {"name": "Snelle", "email": f"snel-{secrets.token_hex(3)}@example.nl",
+                                             "role": "teacher", "consent": True, "table_id": small})
+            results["sign_up"] = "won"
+        except Exception as error:
+            results["sign_up"] = getattr(error, "code", repr(error))
+    threads = [threading.Thread(target=change), threading.Thread(target=sign_up)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(results.values()) == ["table_full", "won"], results
+    assert seated_at(meetup.id, small) == 1
+    assert seated_at(meetup.id, big) == (0 if results["change"] == "won" else 1)
+
+
+def test_cancelling_gives_the_table_seat_back_and_promotion_honours_the_wish_if_there_is_room(client, admin_headers):
+    meetup = make_meetup(capacity=1)
+    tables = put_tables(client, admin_headers, meetup.id, tables_body(1, 1)).json_body["tables"]
+    first, second = tables[0]["id"], tables[1]["id"]
+    seated = join(client, meetup.id, first).json_body
+    waiting = join(client, meetup.id, first).json_body
+    other_waiting = join(client, meetup.id, second).json_body
+    assert waiting["registration"]["status"] == "waitlisted"
+    cancelled = client.http.post(seated["manage_url"].replace("http://testserver", "") + "/cancel", headers=JSON, body="{}")
+    assert cancelled.status_code == 200, cancelled.body
+    assert seated_at(meetup.id, first) == 1, "the seat went back and the promoted person took it"
+    from chalicelib.models import Registration, REGISTRATION_PREFIX
+    promoted = Registration.get(meetup.id, REGISTRATION_PREFIX + waiting["registration"]["id"], consistent_read=True)
+    assert promoted.status == "confirmed" and promoted.table_id == first
+    assert Registration.get(meetup.id, REGISTRATION_PREFIX + other_waiting["registration"]["id"]).table_id == second
+
+
+def test_promotion_to_a_full_table_gives_no_preference(client, admin_headers):
+    meetup = make_meetup(capacity=1)
+    table_id = put_tables(client, admin_headers, meetup.id, tables_body(1)).json_body["tables"][0]["id"]
+    seated = join(client, meetup.id, table_id).json_body
+    waiting = join(client, meetup.id, table_id).json_body
+    client.http.patch(f"/admin/meetups/{meetup.id}", headers=admin_headers, body=json.dumps({"capacity": 2}))
+    from chalicelib import registration
+    registration.fill_free_seats(meetup.id)
+    from chalicelib.models import Registration, REGISTRATION_PREFIX
+    promoted = Registration.get(meetup.id, REGISTRATION_PREFIX + waiting["registration"]["id"], consistent_read=True)
+    assert promoted.status == "confirmed" and promoted.table_id is None
+    assert seated_at(meetup.id, table_id) == 1
+    assert seated["registration"]["status"] == "confirmed"

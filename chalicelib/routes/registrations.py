@@ -15,8 +15,9 @@ admin_route = admin(bp)
 def _form_page(meetup_id: str, lang: str, *, values: dict | None = None, errors: dict | None = None,
                status: int = 200) -> Response:
     meetup = catalogue.page_meetup(meetup_id)
+    tables = theme_tables.choices(catalogue.load(meetup_id), None)
     page = rendering.render_page("register.html", lang, meetup=meetup, roles=registration.ROLES,
-                                 values=values or {}, errors=errors or {})
+                                 values=values or {}, errors=errors or {}, tables=tables)
     return html_response(page, status)
 
 
