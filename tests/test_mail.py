@@ -37,8 +37,8 @@ def _roundtrip(message):
 
 # --- compose ------------------------------------------------------------------------------------
 
-# The organisers' digest has a context of its own (tests/test_digest.py).
-WITH_REGISTRATION_CONTEXT = [t for t in mail.TEMPLATES if t != "organiser_digest"]
+# The organisers' digest and the outcomes link have contexts of their own (test_digest.py, test_outcomes.py).
+WITH_REGISTRATION_CONTEXT = [t for t in mail.TEMPLATES if t not in ("organiser_digest", "outcomes_link")]  # own contexts
 
 
 @pytest.mark.parametrize("template", WITH_REGISTRATION_CONTEXT)
