@@ -126,3 +126,17 @@ def test_the_html_bundle_renders_in_chromium_with_its_csp_and_prints(client, adm
     with Image.open(shot) as image:
         assert image.size[0] >= 1000 and image.size[1] > 1400
         assert len(set(image.convert("L").resize((50, 100)).getdata())) > 10  # not a blank page
+
+
+def test_the_demo_tour_has_final_outcomes_and_approved_ideas_once(client, admin_headers):
+    from devtools import demo_tour
+
+    year = 2031
+    demo_tour.load(year)
+    demo_tour.load(year)  # idempotent
+    for province in demo_tour.DEMO_OUTCOMES:
+        state, items, _ = outcomes.load(f"{province.lower()}-{year}")
+        assert outcomes.is_final(state) and len(items) == len(demo_tour.DEMO_OUTCOMES[province])
+    body = client.http.get("/admin/bundle?format=json&province=Groningen", headers=admin_headers).json_body
+    titles = json.dumps(body, ensure_ascii=False)
+    assert "Genoeg leraren in krimpgebieden" in titles and "Bus naar school betalen" in titles
