@@ -288,6 +288,10 @@ def _project(tmp_path, extra: str = "") -> Path:
         def send_reminders(event):
             return None
 
+        @app.schedule(Rate(1, unit=Rate.HOURS))
+        def send_outcome_links(event):
+            return None
+
         @app.on_dynamodb_record(stream_arn=OUTBOX_STREAM_PLACEHOLDER)
         def deliver_outbox(event):
             return None
