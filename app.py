@@ -1,9 +1,11 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import catalogue, digests, handovers, joining, meta, privacy, registrations, tables
+from chalicelib.routes import (bundle, catalogue, digests, handovers, joining, meta, outcomes, privacy, registrations,
+                               tables, youth)
 
 app = Chalice(app_name="klassen-meetups")
+app.api.binary_types.append("application/pdf")  # the bundle as a PDF
 app.register_blueprint(catalogue.bp)
 app.register_blueprint(registrations.bp)
 app.register_blueprint(digests.bp)
@@ -12,6 +14,9 @@ app.register_blueprint(meta.bp)
 app.register_blueprint(privacy.bp)
 app.register_blueprint(joining.bp)
 app.register_blueprint(tables.bp)
+app.register_blueprint(outcomes.bp)
+app.register_blueprint(youth.bp)
+app.register_blueprint(bundle.bp)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -40,6 +45,14 @@ def send_reminders(event):
     per reminder however often this fires (every message id is claimed with a conditional write)."""
     from chalicelib import reminders
     return reminders.run()
+
+
+@app.schedule(Rate(1, unit=Rate.HOURS))
+def send_outcome_links(event):
+    """After a meetup ends, its host and each table's moderator get their signed outcomes link,
+    once each however often this fires (deterministic outbox ids, `outbox.queue_once`)."""
+    from chalicelib import outcomes
+    return outcomes.send_links()
 
 
 @app.schedule(Rate(1, unit=Rate.HOURS))

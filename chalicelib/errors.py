@@ -65,6 +65,11 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class Forbidden(DomainError):
+    status = 403
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"

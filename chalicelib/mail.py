@@ -31,7 +31,8 @@ from chalicelib.config import get_settings
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
              "registration_cancelled", "meetup_cancelled", "meetup_changed", "registration_reminder",
              "waitlist_reminder", "table_list", "organiser_digest",
-             "handover_incoming", "handover_outgoing", "follow_up_invitation", "registration_link")
+             "handover_incoming", "handover_outgoing", "follow_up_invitation", "registration_link",
+             "outcomes_link")
 LANGUAGES = ("nl", "en")
 # Kinds of email that carry a calendar invitation (REQUEST), or take it back (CANCEL). Every
 # invitation of a registration has one UID; SEQUENCE follows the meetup's `calendar_sequence`.

@@ -389,8 +389,113 @@ class Suppression(Model):
     events = NumberAttribute(default=1)
 
 
+# --- outcomes, the admin's tag list, the youth council (one table, `outcomes`) ---------------------
+
+OUTCOME_STATE_KEY = "STATE"
+OUTCOME_ITEM_PREFIX = "I#"
+OUTCOME_AUDIT_PREFIX = "A#"
+CONFIG_PARTITION = "#config"  # never a meetup id ('#' is not in one)
+TAGS_KEY = "TAGS"
+COUNCIL_PARTITION = "#council"
+COUNCIL_CODE_PREFIX = "C#"
+IDEAS_PREFIX = "IDEAS#"  # + the province's slug, or "landelijk": one partition per province
+IDEA_PREFIX = "I#"
+IDEA_AUDIT_PREFIX = "A#"
+
+
+class OutcomeState(Model):
+    """Whether a meetup's outcomes are final: one item in the meetup's partition (`pk` = meetup id).
+    Finalising is one conditional update (status <> final); every draft edit is a transaction
+    that checks this item is not final."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True, default=OUTCOME_STATE_KEY)
+    status = UnicodeAttribute(default="draft")  # draft | final
+    finalised_at = UnicodeAttribute(null=True)
+    finalised_by = UnicodeAttribute(null=True)
+    links_sent_at = UnicodeAttribute(null=True)  # the scheduled job mailed the host and moderators
+
+
+class OutcomeItem(Model):
+    """A key condition or a concrete solution of one table of a meetup: `I#<table id>#<item id>`."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True)  # the meetup id: a meetup's outcomes are one Query
+    sk = UnicodeAttribute(range_key=True)
+    id = UnicodeAttribute()
+    table_id = UnicodeAttribute()
+    kind = UnicodeAttribute()  # condition | solution
+    title = UnicodeAttribute()
+    explanation = UnicodeAttribute(null=True)
+    actors = ListAttribute(of=UnicodeAttribute, default=list)
+    tags = ListAttribute(of=UnicodeAttribute, default=list)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+class OutcomeAudit(Model):
+    """Who changed what of a meetup's outcomes, when: `A#<stamp>#<random>`. No email addresses:
+    the actor is "host", "moderator <table id>" or "admin <token name>"."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    action = UnicodeAttribute()  # added | changed | removed | finalised | reopened
+    item_id = UnicodeAttribute(null=True)
+    table_id = UnicodeAttribute(null=True)
+    changes = JSONAttribute(null=True)  # {field: {"before", "after"}}
+
+
+class TagList(Model):
+    """The fixed list of theme tags the admin maintains."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True, default=CONFIG_PARTITION)
+    sk = UnicodeAttribute(range_key=True, default=TAGS_KEY)
+    tags = ListAttribute(of=UnicodeAttribute, default=list)
+    updated_at = UnicodeAttribute(null=True)
+
+
+class CouncilCode(Model):
+    """A youth council code: only its SHA-256 is stored (like admin tokens)."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True, default=COUNCIL_PARTITION)
+    sk = UnicodeAttribute(range_key=True)  # C#<sha256 of the code>
+    label = UnicodeAttribute(null=True)  # the admin's note, e.g. "jeugdraad 2027"; never a child's name
+    created_at = UnicodeAttribute()
+    revoked_at = UnicodeAttribute(null=True)
+
+
+class Idea(Model):
+    """An idea of the youth council. Holds nothing that identifies a child: no name, address,
+    IP, user agent, council code, nor a time finer than the day."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True)  # IDEAS#<province slug | landelijk>
+    sk = UnicodeAttribute(range_key=True)  # I#<id>
+    id = UnicodeAttribute()
+    title = UnicodeAttribute()
+    text = UnicodeAttribute()
+    age_band = UnicodeAttribute()  # 12-13 | 14-15 | 16
+    province = UnicodeAttribute(null=True)
+    tag = UnicodeAttribute(null=True)
+    status = UnicodeAttribute(default="pending")  # pending | approved | rejected
+    submitted_on = UnicodeAttribute()  # the date only
+
+
+class IdeaAudit(Model):
+    """An admin's decision on or edit of an idea: `A#<idea id>#<stamp>`; which fields were edited,
+    never the removed text."""
+    Meta = _meta("outcomes")
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    at = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    action = UnicodeAttribute()  # approved | rejected | edited
+    fields = ListAttribute(of=UnicodeAttribute, null=True)
+
+
 ALL_MODELS = (Meetup, Registration, WaitlistEntry, Departure, LegacyWaitlist, EmailGuard, TableSeats, ErasureRecord,
-              Activity, OutboxMessage, Handover, Organiser, AdminToken, Suppression)
+              Activity, OutboxMessage, Handover, Organiser, AdminToken, Suppression, OutcomeState, OutcomeItem,
+              OutcomeAudit, TagList, CouncilCode, Idea, IdeaAudit)
 
 
 def _one_client_for_all_models() -> None:

@@ -114,4 +114,67 @@ def load(year: int | None = None) -> int:
         except Conflict as conflict:
             if conflict.code not in ("already_handed_over", "exists"):
                 raise  # else: handed over on an earlier run
+    load_outcomes(year)
     return created
+
+
+# Final outcomes of a few meetups and approved youth council ideas, so the bundle
+# (GET /admin/bundle) shows something real at once. Demo data, written in the sources' spirit.
+DEMO_OUTCOMES = {
+    "Flevoland": [
+        ("condition", "Eén schooladvies dat kansen openhoudt", "Een later en breder advies, met ruimte om op te stromen.",
+         ["school", "rijk"], ["schooladvies", "kansengelijkheid"]),
+        ("condition", "Kinderopvang en voorschool voor élk kind", "Toegang los van het werk van de ouders.",
+         ["rijk", "gemeente"], ["kinderopvang", "kansengelijkheid"]),
+        ("solution", "Brede brugklassen in Lelystad", "Scholen spreken samen af dat ze brede brugklassen aanbieden.",
+         ["school", "gemeente"], ["schooladvies"]),
+    ],
+    "Groningen": [
+        ("condition", "Genoeg leraren in krimpgebieden", "Kleine scholen moeten leraren kunnen houden.",
+         ["rijk"], ["lerarentekort", "kansengelijkheid"]),
+        ("condition", "Ouders betrekken in hun eigen taal", "Informatieavonden en gesprekken met tolken.",
+         ["school", "gemeente"], ["ouderbetrokkenheid", "taal"]),
+    ],
+    "Limburg": [
+        ("condition", "Kinderopvang in de buurt van de school", "Opvang en school onder één dak.",
+         ["gemeente"], ["kinderopvang", "huisvesting"]),
+        ("solution", "Taalcoach voor nieuwkomers", "Extra taalles in de eerste twee jaar.", ["school"], ["taal"]),
+    ],
+}
+DEMO_IDEAS = [
+    ("flevoland-000000000001", "Huiswerkklas op school", "Niet iedereen heeft thuis een rustige plek of iemand die "
+     "kan helpen. Een huiswerkklas na school, gratis, voor iedereen.", "14-15", "Flevoland", "kansengelijkheid"),
+    ("landelijk-000000000002", "Vraag het ons ook", "Als er iets over school wordt besloten, vraag dan ook wat "
+     "leerlingen ervan vinden. Wij zitten er elke dag.", "16", None, None),
+    ("groningen-000000000003", "Bus naar school betalen", "Als je ver weg woont is de bus duur. Dan kies je een "
+     "school dichtbij, ook als die niet bij je past.", "12-13", "Groningen", "segregatie"),
+]
+
+
+def load_outcomes(year: int) -> None:
+    """Idempotent: a meetup whose outcomes are final is left alone; ideas have fixed ids."""
+    from pynamodb.exceptions import PutError
+
+    from chalicelib import clock, outcomes
+    from chalicelib.models import IDEA_PREFIX, IDEAS_PREFIX, Idea
+
+    for province, items in DEMO_OUTCOMES.items():
+        meetup = catalogue.load(f"{province.lower()}-{year}")
+        state, existing, _ = outcomes.load(meetup.id)
+        if outcomes.is_final(state):
+            continue
+        if not existing:
+            for kind, title, explanation, actors, tags in items:
+                outcomes.add(meetup, None, {"kind": kind, "title": title, "explanation": explanation,
+                                            "actors": actors, "tags": tags}, "host")
+        outcomes.finalise(meetup, "host")
+    for idea_id, title, text, age_band, province, tag in DEMO_IDEAS:
+        slug = idea_id.rpartition("-")[0]
+        idea = Idea(pk=IDEAS_PREFIX + slug, sk=IDEA_PREFIX + idea_id, id=idea_id, title=title, text=text,
+                    age_band=age_band, province=province, tag=tag, status="approved",
+                    submitted_on=clock.now().date().isoformat())
+        try:
+            idea.save(Idea.sk.does_not_exist())
+        except PutError as exc:
+            if exc.cause_response_code != "ConditionalCheckFailedException":
+                raise

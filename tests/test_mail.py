@@ -37,14 +37,17 @@ def _roundtrip(message):
 
 # --- compose ------------------------------------------------------------------------------------
 
-# The organisers' digest has a context of its own (tests/test_digest.py).
-WITH_REGISTRATION_CONTEXT = [t for t in mail.TEMPLATES if t != "organiser_digest"]
+# The organisers' digest and the outcomes link have contexts of their own (test_digest.py, test_outcomes.py).
+WITH_REGISTRATION_CONTEXT = [t for t in mail.TEMPLATES if t not in ("organiser_digest", "outcomes_link")]  # own contexts
 
 
 @pytest.mark.parametrize("template", WITH_REGISTRATION_CONTEXT)
 @pytest.mark.parametrize("language", ["nl", "en"])
 def test_every_email_has_text_and_html_in_the_recipients_language(template, language):
     context = registration_context(waitlist_position=2 if template == "registration_waitlisted" else None)
+    if template == "table_list":  # to a moderator: their table and its people (no addresses)
+        context |= {"table": {"name": "Schooladvies", "capacity": 8},
+                    "people": [{"name": "Anna de Vries", "role": "Docent", "organisation": "OBS De Klimop"}]}
     message = _roundtrip(mail.compose(template, language, RECIPIENT, context))
 
     text, html = _parts(message)

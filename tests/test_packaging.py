@@ -22,7 +22,8 @@ OUTBOX_STREAM = {"Fn::GetAtt": ["OutboxTable", "StreamArn"]}
 STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"}
 FUNCTION_ROLES = {"APIHandler": "ApiFunctionRole", "RetryOutbox": "RetryOutboxRole", "DeliverOutbox": "DeliverOutboxRole",
                   "SendDigests": "SendDigestsRole", "HandleMailEvents": "HandleMailEventsRole",
-                  "ApplyRetention": "ApplyRetentionRole", "SendReminders": "SendRemindersRole"}
+                  "ApplyRetention": "ApplyRetentionRole", "SendReminders": "SendRemindersRole",
+                  "SendOutcomeLinks": "SendOutcomeLinksRole"}
 
 pytestmark = pytest.mark.slow
 
@@ -287,6 +288,10 @@ def _project(tmp_path, extra: str = "") -> Path:
         def send_reminders(event):
             return None
 
+        @app.schedule(Rate(1, unit=Rate.HOURS))
+        def send_outcome_links(event):
+            return None
+
         @app.on_dynamodb_record(stream_arn=OUTBOX_STREAM_PLACEHOLDER)
         def deliver_outbox(event):
             return None
@@ -342,7 +347,7 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
             **{t: {"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem",
                    "dynamodb:Query", "dynamodb:ConditionCheckItem", "dynamodb:BatchGetItem"}
                for t in ("MeetupsTable", "RegistrationsTable", "ActivityTable", "HandoversTable",
-                         "OrganisersTable", "IdempotencyTable")},
+                         "OrganisersTable", "IdempotencyTable", "OutcomesTable")},
             # Queue mail; erasure on request finds an address's queued mail by its hash and deletes it.
             "OutboxTable": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DeleteItem"},
             "AdminTokensTable": {"dynamodb:GetItem"},
@@ -368,6 +373,10 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
         "SendRemindersRole": {
             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
             "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
+            "OutboxTable": {"dynamodb:PutItem"}},
+        "SendOutcomeLinksRole": {
+            "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query"},
+            "OutcomesTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
             "OutboxTable": {"dynamodb:PutItem"}},
     }
     for role, grants in expected.items():
