@@ -42,6 +42,8 @@ class Settings:
     privacy_contact_email: str = ""
     privacy_contact_address: str = ""
     legacy_links_until: str = LEGACY_LINKS_UNTIL  # links signed without expiry work until then (UTC)
+    # Who runs background jobs (chalicelib/jobs.py): inline | background | stream | schedule.
+    job_runner: str = "stream"
 
     @property
     def is_local(self) -> bool:
@@ -103,7 +105,16 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         privacy_version=(env.get("PRIVACY_VERSION") or PRIVACY_VERSION).strip(),
         **_controller(env, stage),
         legacy_links_until=_legacy_links_until(env),
+        # Deployed, the jobs table's stream runs a job; `make run` runs it on a worker thread; the
+        # tests (inline mail) run it within the request, unless they ask for `schedule` (nothing
+        # runs it until a test calls it, as the schedule that resumes stalled jobs would).
+        job_runner=env.get("JOB_RUNNER") or _default_job_runner(env, stage),
     )
+
+
+def _default_job_runner(env, stage: str) -> str:
+    delivery = env.get("MAIL_DELIVERY", "background" if stage == "local" else "stream")
+    return delivery if delivery in ("inline", "background", "stream") else "stream"
 
 
 def _retention_days(env) -> int:

@@ -504,70 +504,84 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
     raise ServiceUnavailable(messages.BUSY)
 
 
-def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxMessage]]:
-    """Set a meetup's capacity; new seats go to the first in line at once. Never below `confirmed`."""
-    mails: list[OutboxMessage] = []
-    capacity_set = False
+def change_capacity(meetup: Meetup, capacity: int) -> Meetup:
+    """Set a meetup's capacity (never below `confirmed`: the condition says so). New seats go to
+    those in line through `fill_free_seats`, which the caller runs as a background job: a rise of
+    1,000 seats must not hold up the admin's request."""
     for attempt in range(MAX_ATTEMPTS):
         if capacity < meetup.confirmed:
             raise Conflict(f"Capacity {capacity} is below the {int(meetup.confirmed)} confirmed places",
                            code="capacity_below_confirmed")
-        now = clock.now()
-        stamp = clock.to_storage(now)
-        free = capacity - int(meetup.confirmed)
-        line = read_line(meetup.id) if free > 0 and meetup.waitlist_length and _is_open(meetup, now) else []
-        heads = _load_many(meetup.id, line[:min(free, PROMOTIONS_PER_TRANSACTION)])
-        if capacity_set and not heads:
-            break
-        actions = [Meetup.capacity.set(capacity), Meetup.updated_at.set(stamp)]
-        # Promotions count on the seats read just now; a plain change only on the rule itself.
-        condition = (Meetup.confirmed == meetup.confirmed) if heads else (Meetup.confirmed <= capacity)
-        if heads:
-            actions += [Meetup.confirmed.add(len(heads)), Meetup.waitlist_length.add(-len(heads))]
+        stamp = clock.to_storage(clock.now())
         tx = Transaction()
-        tx.update("meetup", meetup, actions, condition, return_old=True)
-        batch = _promote(tx, meetup, line, heads, now, stamp) if heads else []
+        tx.update("meetup", meetup, [Meetup.capacity.set(capacity), Meetup.updated_at.set(stamp)],
+                  Meetup.confirmed <= capacity, return_old=True)
         try:
             tx.commit()
         except TransactionCancelled as cancelled:
             meetup = _fresh(meetup.id, cancelled, attempt)
             continue
-        mails += batch
-        capacity_set = True
-        meetup = catalogue.load(meetup.id, consistent=True)
-        if int(meetup.confirmed) >= capacity or not int(meetup.waitlist_length):
-            break
+        break
     else:
         raise ServiceUnavailable(messages.BUSY)
     hints.forget(meetup.id)
-    logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity,
-                                            "promoted": len(mails)})
-    _deliver(mails)
-    return meetup, mails
+    meetup = catalogue.load(meetup.id, consistent=True)
+    logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity})
+    return meetup
 
 
-def tell_meetup_cancelled(meetup: Meetup) -> int:
-    """Tell everyone still registered (confirmed or waiting) that the meetup will not take
-    place. Their registrations stay as they are, so an admin can open the meetup again. Safe to
-    run again (one message id per person): a repeated cancellation queues only what is missing."""
-    from chalicelib import outbox
-    with storage_errors():
-        people = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
-                                         consistent_read=True,
-                                         filter_condition=Registration.status.is_in("confirmed", "waitlisted")
-                                         & Registration.erased_at.does_not_exist()))
-    queued: list[OutboxMessage] = []
-    for start in range(0, len(people), 25):
-        batch = {}
-        for person in people[start:start + 25]:
-            message = _mail("meetup_cancelled", meetup, person)
-            message.id = f"meetup-cancelled-{meetup.id}-{person.id}"
-            batch[message.id] = message
-        queued += outbox.queue_once(batch)
-    logger.info("meetup cancellation told", extra={"meetup_id": meetup.id, "people": len(people),
-                                                    "queued_now": len(queued)})
-    outbox.dispatch(queued)
-    return len(people)
+def seats_to_fill(meetup: Meetup) -> int:
+    """How many of those in line free seats could take now (0 when closed)."""
+    if not _is_open(meetup, clock.now()):
+        return 0
+    return max(0, min(int(meetup.capacity) - int(meetup.confirmed), int(meetup.waitlist_length)))
+
+
+def fill_free_seats(meetup_id: str) -> list[OutboxMessage]:
+    """Promote the first in line into free seats while seats are free and people wait (each
+    promotion conditioned on who stands first and on the seats read). Safe to run again, and by
+    two runners at once: a promotion happens once. Returns the promotion emails it queued (the
+    caller dispatches them)."""
+    meetup = catalogue.load(meetup_id, consistent=True)
+    mails: list[OutboxMessage] = []
+    attempt = 0  # conflicts in a row: each transaction that commits starts the count again
+    while attempt < MAX_ATTEMPTS:
+        now = clock.now()
+        stamp = clock.to_storage(now)
+        free = int(meetup.capacity) - int(meetup.confirmed)
+        line = read_line(meetup.id) if free > 0 and meetup.waitlist_length and _is_open(meetup, now) else []
+        heads = _load_many(meetup.id, line[:min(free, PROMOTIONS_PER_TRANSACTION)])
+        if not heads:
+            break
+        actions = [Meetup.confirmed.add(len(heads)), Meetup.waitlist_length.add(-len(heads))]
+        tx = Transaction()
+        tx.update("meetup", meetup, actions, Meetup.confirmed == meetup.confirmed, return_old=True)
+        batch = _promote(tx, meetup, line, heads, now, stamp)
+        try:
+            tx.commit()
+        except TransactionCancelled as cancelled:
+            meetup = _fresh(meetup.id, cancelled, attempt)
+            attempt += 1
+            continue
+        attempt = 0
+        mails += batch
+        meetup = catalogue.load(meetup.id, consistent=True)
+        if int(meetup.confirmed) >= int(meetup.capacity) or not int(meetup.waitlist_length):
+            break
+    else:
+        raise ServiceUnavailable(messages.BUSY)
+    if mails:
+        hints.forget(meetup.id)
+    logger.info("free seats filled", extra={"meetup_id": meetup.id, "promoted": len(mails)})
+    return mails
+
+
+def cancellation_notice(meetup: Meetup, person: Registration) -> OutboxMessage:
+    """The "this meetup will not take place" email to one person: one id per (meetup, person),
+    so that queueing it again (a repeated cancellation, a resumed job) sends nobody a second one."""
+    message = _mail("meetup_cancelled", meetup, person)
+    message.id = f"meetup-cancelled-{meetup.id}-{person.id}"
+    return message
 
 
 CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "organisation", "municipality",

@@ -257,4 +257,4 @@ def scheduled_jobs() -> list[Every]:
 
 
 # (function in app.py, seconds between runs locally)
-LOCAL_SCHEDULES = [("retry_outbox", 60), ("send_digests", 300), ("apply_retention", 3600)]
+LOCAL_SCHEDULES = [("retry_outbox", 60), ("send_digests", 300), ("apply_retention", 3600), ("resume_jobs", 60)]

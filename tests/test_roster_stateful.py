@@ -66,6 +66,7 @@ class Roster(RuleBasedStateMachine):
                 return
             raise AssertionError("capacity below confirmed must be refused")
         registration.change_capacity(meetup, capacity)
+        registration.fill_free_seats(meetup.id)  # as the promotions job does after the request
         self.capacity = capacity
 
     @invariant()
