@@ -26,6 +26,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable
+from chalicelib.messages import Message
 from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_KEY, Activity, EmailGuard,
                                Meetup, OutboxMessage, Registration, Transaction, TransactionCancelled, Waitlist,
                                retry_pause, storage_errors)
@@ -199,16 +200,75 @@ def find_by_token(token: str) -> tuple[Registration, int | None]:
     return registration, waitlist_position(registration)
 
 
-def list_registrations(meetup_id: str) -> list[dict]:
-    """Every registration of a meetup, for admins: confirmed, then the waitlist in order, then cancelled."""
+LIST_LIMIT = 500  # rows per page of the admin listing, unless `limit` says otherwise
+LIST_MAX = 1000  # at most this many: a page of the CSV or JSON stays far under Lambda's 6 MB
+LIST_PHASES = ("confirmed", "waitlisted", "cancelled")
+CURSOR_PURPOSE = "registrations-cursor"
+BAD_CURSOR = Message("Deze cursor is ongeldig of verlopen; begin opnieuw zonder cursor.",
+                     "This cursor is not valid or has expired; start again without a cursor.")
+
+
+def _cursor(meetup_id: str, phase: int, after: str) -> str:
+    from datetime import timedelta
+    return tokens.sign(CURSOR_PURPOSE, meetup_id, str(phase), after, expires=clock.now() + timedelta(days=1))
+
+
+def _read_cursor(meetup_id: str, cursor: str | None) -> tuple[int, str | None]:
+    """(phase, last sk shown) of a cursor this service signed for this meetup; else a 400 naming it."""
+    from chalicelib.errors import DomainError, MalformedRequest
+    if cursor is None:
+        return 0, None
+    try:
+        signed_for, phase, after = tokens.verify(CURSOR_PURPOSE, cursor, 3)
+    except DomainError:
+        signed_for, phase, after = None, "", ""
+    if signed_for != meetup_id or phase not in ("0", "1", "2") or (after and not after.startswith(REGISTRATION_PREFIX)):
+        raise MalformedRequest(BAD_CURSOR, code="invalid_cursor", fields={"cursor": BAD_CURSOR})
+    return int(phase), after or None
+
+
+def read_page_request(params: dict) -> tuple[int, str | None]:
+    """`limit` (1..LIST_MAX, default LIST_LIMIT) and `cursor` of a listing request; 400 naming a bad one."""
+    from chalicelib.errors import MalformedRequest
+    raw = params.get("limit")
+    if raw is None:
+        limit = LIST_LIMIT
+    elif isinstance(raw, str) and raw.isascii() and raw.isdigit() and 1 <= int(raw) <= LIST_MAX:
+        limit = int(raw)
+    else:
+        bad = Message(f"limit moet een heel getal van 1 tot en met {LIST_MAX} zijn.",
+                      f"limit must be a whole number from 1 to {LIST_MAX}.")
+        raise MalformedRequest(bad, code="invalid_limit", fields={"limit": bad})
+    cursor = params.get("cursor")
+    if cursor is not None and (not cursor or len(cursor) > 1000):
+        raise MalformedRequest(BAD_CURSOR, code="invalid_cursor", fields={"cursor": BAD_CURSOR})
+    return limit, cursor
+
+
+def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a meetup's registrations, for admins, and the cursor of the next (None at the
+    end). Pages come confirmed first, then waitlisted, then cancelled; within a status by
+    registration id (the key order a Query gives), the waitlisted with their `waitlist_position`.
+    Each status is one Query with a filter, resumed from the cursor: no page reads the whole roster."""
+    phase, after = _read_cursor(meetup_id, cursor)
     catalogue.load(meetup_id)
+    found: list[Registration] = []
     with storage_errors():
-        found = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
-                                        consistent_read=True))
-    positions = {rid: n for n, rid in enumerate(read_line(meetup_id), start=1)}
-    order = {"confirmed": 0, "waitlisted": 1, "cancelled": 2}
-    found.sort(key=lambda r: (order.get(r.status, 3), positions.get(r.id, 0), r.created_at))
-    return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found)
+        while phase < len(LIST_PHASES) and len(found) < limit:
+            query = Registration.query(
+                meetup_id, Registration.sk.between(after or REGISTRATION_PREFIX, REGISTRATION_PREFIX[:-1] + "$"),
+                Registration.status == LIST_PHASES[phase], consistent_read=True,
+                limit=limit - len(found) + (1 if after else 0), page_size=LIST_MAX)
+            rows = [r for r in query if r.sk != after]
+            found += rows
+            if len(found) >= limit and query.last_evaluated_key is not None:
+                after = found[-1].sk
+                break
+            phase, after = phase + 1, None
+        positions = {rid: n for n, rid in enumerate(read_line(meetup_id), start=1)} \
+            if any(r.status == "waitlisted" for r in found) else {}
+    next_cursor = _cursor(meetup_id, phase, after or "") if phase < len(LIST_PHASES) else None
+    return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found), next_cursor
 
 
 # --- records written alongside every change -------------------------------------------------------
@@ -588,12 +648,15 @@ CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "or
                "theme", "language", "follow_up_opt_in", "created_at")
 
 
-def to_csv(rows: list[dict]) -> str:
+def to_csv(rows: list[dict], *, header: bool = True) -> str:
+    """CSV of rows; `header=False` for the pages after the first, so that the pages of an export
+    put one after the other are one CSV file."""
     import csv
     import io
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
+    if header:
+        writer.writeheader()
     for row in rows:
         # Cells starting with = + - @ are read as formulas by spreadsheets: defuse them.
         writer.writerow({k: ("'" + v if isinstance(v, str) and v[:1] in "=+-@" else v) for k, v in row.items()})
