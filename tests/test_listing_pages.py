@@ -5,7 +5,6 @@ import csv
 import io
 from collections import Counter
 
-from bench.bulk import load_roster
 from tests.factories import make_meetup
 
 LAMBDA_LIMIT = 6 * 1024 * 1024
@@ -26,9 +25,9 @@ def walk(client, headers, meetup_id, *, fmt=None, limit=None):
             return pages
 
 
-def test_25000_registrations_in_pages_each_row_once_in_status_order(client, admin_headers):
+def test_25000_registrations_in_pages_each_row_once_in_status_order(bulk_roster, client, admin_headers):
     meetup = make_meetup(capacity=20000)
-    roster = load_roster(meetup, confirmed=20000, waiting=4000, cancelled=1000)
+    roster = bulk_roster(meetup, confirmed=20000, waiting=4000, cancelled=1000)
     pages = walk(client, admin_headers, meetup.id, limit=1000)
     rows = [row for page in pages for row in page.json_body["registrations"]]
     assert len(pages) >= 25 and all(len(p.json_body["registrations"]) <= 1000 for p in pages)
@@ -48,11 +47,11 @@ def test_25000_registrations_in_pages_each_row_once_in_status_order(client, admi
     assert default[0].headers["Link"].endswith('rel="next"')
 
 
-def test_a_bad_cursor_or_limit_is_a_400_naming_it(client, admin_headers):
+def test_a_bad_cursor_or_limit_is_a_400_naming_it(bulk_roster, client, admin_headers):
     meetup = make_meetup(capacity=3)
     other = make_meetup(capacity=3)
-    load_roster(meetup, confirmed=3)
-    load_roster(other, confirmed=3)
+    bulk_roster(meetup, confirmed=3)
+    bulk_roster(other, confirmed=3)
     first = client.http.get(f"/admin/meetups/{meetup.id}/registrations?limit=2", headers=admin_headers).json_body
     assert len(first["registrations"]) == 2 and first["next_cursor"]
     last = client.http.get(f"/admin/meetups/{meetup.id}/registrations?limit=2&cursor={first['next_cursor']}",
