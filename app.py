@@ -1,8 +1,8 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import (bundle, catalogue, digests, handovers, joining, meta, outcomes, privacy, registrations,
-                               tables, youth)
+from chalicelib.routes import (bundle, catalogue, digests, handovers, jobs, joining, meta, outcomes, privacy,
+                               registrations, tables, youth)
 
 app = Chalice(app_name="klassen-meetups")
 app.api.binary_types.append("application/pdf")  # the bundle as a PDF
@@ -17,6 +17,7 @@ app.register_blueprint(tables.bp)
 app.register_blueprint(outcomes.bp)
 app.register_blueprint(youth.bp)
 app.register_blueprint(bundle.bp)
+app.register_blueprint(jobs.bp)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))
@@ -74,6 +75,27 @@ def deliver_outbox(event):
     from chalicelib import outbox
     outbox.deliver_stream_records(
         {"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
+
+
+# Deployed, the jobs table's stream runs each queued job, and each job again whenever its runner
+# releases it at the end of an invocation's budget (a MODIFY). `make package` points this at the real stream.
+JOBS_STREAM_PLACEHOLDER = "arn:aws:dynamodb:eu-west-1:000000000000:table/jobs/stream/placeholder"
+
+
+@app.on_dynamodb_record(stream_arn=JOBS_STREAM_PLACEHOLDER, batch_size=10, starting_position="LATEST")
+def run_jobs(event):
+    """Bulk work off the request path (chalicelib/jobs.py): cancellation notices, promotions
+    after a capacity rise, follow-up invitations. Each job is claimed with a lease, page by page."""
+    from chalicelib import jobs
+    return jobs.run_stream_records(
+        {"eventName": record.event_name, "dynamodb": {"NewImage": record.new_image}} for record in event)
+
+
+@app.schedule(Rate(1, unit=Rate.MINUTES))
+def resume_jobs(event):
+    """Jobs nobody touched for a while (a runner crashed, a stream record was lost) are resumed."""
+    from chalicelib import jobs
+    return jobs.resume_stalled()
 
 
 # Deployed, SES publishes the bounces and complaints of the stack's configuration set to the

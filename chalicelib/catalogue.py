@@ -328,17 +328,19 @@ def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = F
     return meetup
 
 
-def update_meetup(meetup_id: str, payload: dict) -> Meetup:
-    """Change a meetup's fields. Capacity changes go through the roster, which promotes
-    waitlisted people into new seats in the same transaction."""
+def update_meetup(meetup_id: str, payload: dict, *, actor: str | None = None):
+    """Change a meetup's fields; returns the meetup and the background job the change started
+    (or None). The request commits the change only: the emails to everyone registered (a
+    cancellation) and the promotions into new seats (a capacity rise, a reopening) are a job
+    (chalicelib/jobs.py), so the answer never waits for thousands of people."""
+    from chalicelib import jobs, registration  # the roster is registration's; the bulk work a job's
     meetup = load(meetup_id, consistent=True)
     values = _read_fields(payload, creating=False, current=meetup)
     if not values:
-        return meetup
+        return meetup, None
     capacity = values.pop("capacity", None)
     if capacity is not None:
-        from chalicelib import registration  # the waitlist rule lives with the roster
-        meetup, _ = registration.change_capacity(meetup, capacity)
+        meetup = registration.change_capacity(meetup, capacity)
     # A change of time, place, mode or join details updates everyone's calendar entry.
     moved = any(name in CALENDAR_FIELDS and value != getattr(meetup, name) for name, value in values.items())
     if values:
@@ -356,10 +358,16 @@ def update_meetup(meetup_id: str, payload: dict) -> Meetup:
                 raise
     logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
                                          (["capacity"] if capacity is not None else [])})
+    job = None
     if values.get("state") == "cancelled":
-        from chalicelib import registration  # the people registered are the roster's
-        registration.tell_meetup_cancelled(meetup)
-    elif moved and meetup.state != "cancelled":
-        from chalicelib import registration
-        registration.tell_meetup_changed(meetup)
-    return meetup
+        job = jobs.start("meetup_cancelled", meetup.id, actor=actor,
+                         total=int(meetup.confirmed) + int(meetup.waitlist_length))
+    elif registration.seats_to_fill(meetup):
+        job = jobs.start("promotions", meetup.id, actor=actor, total=registration.seats_to_fill(meetup))
+    if moved and meetup.state != "cancelled":  # every confirmed person's calendar follows
+        changed = jobs.start("meetup_changed", meetup.id, actor=actor, total=int(meetup.confirmed),
+                             params={"sequence": int(meetup.calendar_sequence or 0)})
+        job = job or changed
+    if job is not None and job.state in ("done", "failed"):  # run within the request (tests)
+        meetup = load(meetup_id, consistent=True)
+    return meetup, job

@@ -46,6 +46,8 @@ class Settings:
     legacy_links_until: str = LEGACY_LINKS_UNTIL  # links signed without expiry work until then (UTC)
     # Reminders before a meetup, in minutes before its start (a meetup may set its own).
     reminder_offsets: tuple[int, ...] = DEFAULT_REMINDER_OFFSETS
+    # Who runs background jobs (chalicelib/jobs.py): inline | background | stream | schedule.
+    job_runner: str = "stream"
 
     @property
     def is_local(self) -> bool:
@@ -108,6 +110,10 @@ def _from_environment(env: os._Environ | dict) -> Settings:
         **_controller(env, stage),
         legacy_links_until=_legacy_links_until(env),
         reminder_offsets=_reminder_offsets(env),
+        # Deployed, the jobs table's stream runs a job; `make run` runs it on a worker thread; the
+        # tests (inline mail) run it within the request, unless they ask for `schedule` (nothing
+        # runs it until a test calls it, as the schedule that resumes stalled jobs would).
+        job_runner=env.get("JOB_RUNNER") or _default_job_runner(env, stage),
     )
 
 
@@ -120,6 +126,11 @@ def _reminder_offsets(env) -> tuple[int, ...]:
         raise RuntimeError(f"REMINDER_OFFSETS must be up to 5 whole numbers of minutes from 1 to {MAX_REMINDER_OFFSET}, "
                            f"separated by commas, not {raw!r}")
     return tuple(sorted({int(p) for p in parts}, reverse=True))
+
+
+def _default_job_runner(env, stage: str) -> str:
+    delivery = env.get("MAIL_DELIVERY", "background" if stage == "local" else "stream")
+    return delivery if delivery in ("inline", "background", "stream") else "stream"
 
 
 def _retention_days(env) -> int:

@@ -50,7 +50,7 @@ from datetime import date, datetime, time, timedelta
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
-from chalicelib import catalogue, clock, rendering, tokens
+from chalicelib import catalogue, clock, leases, rendering, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
 from chalicelib.messages import Message
@@ -392,26 +392,21 @@ class RunResult:
 
 
 def _is_condition_failure(exc: Exception) -> bool:
-    return getattr(exc, "cause_response_code", None) == "ConditionalCheckFailedException"
+    return leases.is_condition_failure(exc)
 
 
 def _claim(organiser: Organiser, period: Period, now: datetime) -> str | None:
     """Take this organiser's period for this run; the lease end is the claim's token. The
     update refreshes `organiser` with the stored item (covered_until as stored, not as indexed)."""
-    lease = clock.stamp(now + LEASE)
+    lease = leases.lease_until(now, LEASE)
     p = period.id
-    try:
-        organiser.update(
-            actions=[Organiser.claimed_period.set(p), Organiser.claim_until.set(lease)],
-            condition=(Organiser.id.exists()
-                       & (Organiser.last_period.does_not_exist() | (Organiser.last_period != p))
-                       & (Organiser.claimed_period.does_not_exist() | (Organiser.claimed_period != p)
-                          | (Organiser.claim_until < clock.stamp(now)))))
-        return lease
-    except UpdateError as exc:
-        if _is_condition_failure(exc):
-            return None
-        raise
+    claimed = leases.claim(
+        organiser, [Organiser.claimed_period.set(p), Organiser.claim_until.set(lease)],
+        Organiser.id.exists()
+        & (Organiser.last_period.does_not_exist() | (Organiser.last_period != p))
+        & (Organiser.claimed_period.does_not_exist() | (Organiser.claimed_period != p)
+           | leases.free(Organiser.claim_until, now)))
+    return lease if claimed else None
 
 
 def _mine(period: Period, lease: str):

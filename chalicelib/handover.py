@@ -10,9 +10,9 @@ Rules, and how the database enforces them:
 - `proposed` -> `accepted` (the incoming host, through the signed link in their email) ->
   `completed` (once the outgoing meetup has taken place): each transition is one update,
   conditioned on the status it leaves, that appends its entry to the audit trail.
-- The invitations to the opted-in participants of the outgoing meetup can be many: they are
-  queued after the commit, in transactions of their own, with ids derived from (handover,
-  registration), so queueing them again never sends anyone a second one.
+- The invitations to the opted-in participants of the outgoing meetup can be many: a background
+  job (chalicelib/jobs.py, one per handover) queues them after the commit, page by page, with ids
+  derived from (handover, registration), so queueing them again never sends anyone a second one.
 - A repeated request with the same `Idempotency-Key` (Powertools Idempotency, table
   `idempotency`) answers the first answer and changes nothing. The key is scoped to the
   outgoing meetup; the same key with a different body is 422 `idempotency_key_reused`.
@@ -31,7 +31,7 @@ from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (REGISTRATION_PREFIX, Activity, AuditEntry, Handover, Meetup, OutboxMessage,
+from chalicelib.models import (Activity, AuditEntry, Handover, Meetup, OutboxMessage,
                                Registration, Transaction, TransactionCancelled, retry_pause, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
@@ -43,7 +43,6 @@ _CATALOGUE_NAMES = {"host.name": "host_name", "host.email": "host_email"}  # cat
 ACTIVE = ("confirmed", "waitlisted")
 SYSTEM = "system"
 MAX_ATTEMPTS = 8
-INVITATIONS_PER_TRANSACTION = 25  # DynamoDB's limit of items in one transaction
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 IDEMPOTENCY_KEY_MAX = 255
 
@@ -408,48 +407,63 @@ def _invitation(handover: Handover, outgoing: Meetup, follow_up: Meetup, registr
                           message_id=invitation_id(handover, registration))
 
 
-def invite(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> list[OutboxMessage]:
-    """Queue an invitation to the follow-up for every active registration of the outgoing meetup
-    that opted in, then note it on the handover. Safe to run again; returns what this run queued."""
-    from chalicelib import outbox
-    with storage_errors():
-        people = list(Registration.query(
-            outgoing.id, Registration.sk.startswith(REGISTRATION_PREFIX), consistent_read=True,
-            filter_condition=Registration.status.is_in(*ACTIVE) & (Registration.follow_up_opt_in == True)  # noqa: E712
-            & Registration.erased_at.does_not_exist()))
-    queued: list[OutboxMessage] = []
-    for start in range(0, len(people), INVITATIONS_PER_TRANSACTION):
-        chunk = people[start:start + INVITATIONS_PER_TRANSACTION]
-        queued += outbox.queue_once({invitation_id(handover, person): _invitation(handover, outgoing, follow_up, person)
-                                     for person in chunk})
+def invitations_job_id(handover: Handover) -> str:
+    """One invitations job per handover: starting it again finds the one there is."""
+    return f"invitations-{handover.id}"
+
+
+def invite(handover: Handover, outgoing: Meetup, follow_up: Meetup):
+    """Start (once) the background job that invites every active registration of the outgoing
+    meetup that opted in (`invitations_page`), then notes it on the handover. Returns the job."""
+    from chalicelib import jobs
+    return jobs.start("invitations", outgoing.id, params={"handover_id": handover.id, "to_meetup_id": follow_up.id},
+                      job_id=invitations_job_id(handover), actor=SYSTEM)
+
+
+def invitations_page(job, size: int) -> tuple[int, str | None, bool, list[OutboxMessage]]:
+    """One page of the invitations job: the next `size` registrations of the outgoing meetup
+    (`job.meetup_id`), an invitation to each that is active and opted in, each queued once.
+    Once the last page is done, the count is noted on the handover."""
+    from chalicelib import jobs, outbox
+    handover = load(job.meetup_id)
+    outgoing, follow_up = _meetups(handover)
+    page, cursor, more = jobs.registrations_page(outgoing.id, job.cursor, size)
+    people = [r for r in page if r.status in ACTIVE and r.follow_up_opt_in and not r.erased_at]
+    queued = outbox.queue_each({invitation_id(handover, person): _invitation(handover, outgoing, follow_up, person)
+                                for person in people})
+    if not more:
+        _note_invited(handover, int(job.done or 0) + len(people))
+    return len(people), cursor, not more, queued
+
+
+def _note_invited(handover: Handover, invited: int) -> None:
     now = clock.now()
     with storage_errors():
         try:
             handover.update(actions=[
-                Handover.invitations_queued.set(len(people)),
+                Handover.invitations_queued.set(invited),
                 Handover.audit.set((Handover.audit | []).append([
-                    _entry(now, SYSTEM, "invited", f"{len(people)} opted-in participants invited")])),
+                    _entry(now, SYSTEM, "invited", f"{invited} opted-in participants invited")])),
             ], condition=Handover.invitations_queued.does_not_exist())
         except UpdateError as exc:
             if exc.cause_response_code != "ConditionalCheckFailedException":
                 raise
             # another run noted it first
-    logger.info("follow-up invitations queued", extra={"handover_id": handover.id, "invited": len(people),
-                                                       "queued_now": len(queued)})
-    return queued
+    logger.info("follow-up invitations queued", extra={"handover_id": handover.id, "invited": invited})
 
 
 def _invite_safely(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> None:
-    """After the handover committed, nothing may fail its request: what is not queued now is
-    queued by the next look at the handover (`_catch_up`)."""
-    from chalicelib import outbox
+    """After the handover committed, nothing may fail its request: a job not started now is
+    started by the next look at the handover (`_catch_up`)."""
     from chalicelib.errors import DomainError
     try:
-        queued = invite(handover, outgoing, follow_up)
+        job = invite(handover, outgoing, follow_up)
     except DomainError as exc:
-        logger.warning("follow-up invitations not queued yet", exc_info=exc, extra={"handover_id": handover.id})
+        logger.warning("follow-up invitations not started yet", exc_info=exc, extra={"handover_id": handover.id})
         return
-    outbox.dispatch(queued)
+    if job.state in ("done", "failed"):
+        with storage_errors():
+            handover.refresh(consistent_read=True)
 
 
 # --- the life of a handover ----------------------------------------------------------------------

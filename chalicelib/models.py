@@ -131,6 +131,8 @@ TICKET_DIGITS = 12
 
 def ticket_key(prefix: str, ticket: int) -> str:
     return f"{prefix}{int(ticket):0{TICKET_DIGITS}d}"
+
+
 ERASURE_DUE = "due"  # the one value of `erase_due`: keeps `by_erasure` sparse
 ERASURE_AUDIT_PARTITION = "#erasures"  # never a meetup id ('#' is not in one)
 ERASURE_AUDIT_PREFIX = "X#"
@@ -365,6 +367,45 @@ class Organiser(Model):
     by_email = OrganisersByEmail()
 
 
+# --- background jobs ----------------------------------------------------------------------------
+
+JOB_UNFINISHED = "open"  # the one value of `unfinished`: keeps `by_unfinished` sparse
+
+
+class JobsByUnfinished(GlobalSecondaryIndex):
+    """Queued and running jobs, least recently touched first: the schedule resumes stalled ones."""
+    Meta = _index_meta("by_unfinished", KeysOnlyProjection())
+    unfinished = UnicodeAttribute(hash_key=True)
+    updated_at = UnicodeAttribute(range_key=True)
+
+
+class Job(Model):
+    """Bulk work an admin request started (chalicelib/jobs.py): resumable from `cursor`, run by
+    whoever holds the lease (`lease_until`, also the claim's token)."""
+    Meta = _meta("jobs")
+    id = UnicodeAttribute(hash_key=True)
+    kind = UnicodeAttribute()  # meetup_cancelled | promotions | invitations
+    meetup_id = UnicodeAttribute()
+    params = JSONAttribute(default=dict)
+    state = UnicodeAttribute(default="queued")  # queued | running | done | failed
+    unfinished = UnicodeAttribute(null=True)  # JOB_UNFINISHED while queued or running
+    done = NumberAttribute(default=0)
+    total = NumberAttribute(null=True)
+    cursor = UnicodeAttribute(null=True)  # the last registration sk processed
+    pages = NumberAttribute(default=0)
+    lease_until = UnicodeAttribute(null=True)
+    attempts = NumberAttribute(default=0)  # failed runs in a row
+    error = JSONAttribute(null=True)  # {"code", "nl", "en"} once failed
+    actor = UnicodeAttribute(null=True)
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    started_at = UnicodeAttribute(null=True)
+    finished_at = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+
+    by_unfinished = JobsByUnfinished()
+
+
 # --- admin tokens -----------------------------------------------------------------------------
 
 class AdminToken(Model):
@@ -495,7 +536,7 @@ class IdeaAudit(Model):
 
 ALL_MODELS = (Meetup, Registration, WaitlistEntry, Departure, LegacyWaitlist, EmailGuard, TableSeats, ErasureRecord,
               Activity, OutboxMessage, Handover, Organiser, AdminToken, Suppression, OutcomeState, OutcomeItem,
-              OutcomeAudit, TagList, CouncilCode, Idea, IdeaAudit)
+              OutcomeAudit, TagList, CouncilCode, Idea, IdeaAudit, Job)
 
 
 def _one_client_for_all_models() -> None:

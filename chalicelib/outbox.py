@@ -36,7 +36,7 @@ from typing import Iterable
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import clock, mail, messages
+from chalicelib import clock, leases, mail, messages
 from chalicelib.config import get_settings
 from chalicelib.models import OutboxByDue, OutboxMessage
 from chalicelib.observability import logger
@@ -96,8 +96,7 @@ def _log_extra(msg: OutboxMessage, **more) -> dict:
     return {"outbox_id": msg.id, "template": msg.template, "attempts": msg.attempts, **more}
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    return isinstance(exc, UpdateError) and exc.cause_response_code == "ConditionalCheckFailedException"
+_is_condition_failure = leases.is_condition_failure
 
 
 def _forget_personal_data(now: datetime) -> list:
@@ -236,6 +235,36 @@ def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[Outb
     raise ServiceUnavailable(messages.BUSY)
 
 
+QUEUE_THREADS = 8
+
+
+def queue_each(batch: dict[str, OutboxMessage]) -> list[OutboxMessage]:
+    """Put messages with deterministic ids, each with `attribute_not_exists` (one write unit each
+    for a small message, half a transaction's), leaving out those queued before; returns those
+    this call queued. For a background job's page of notices: any number, a few at a time."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from pynamodb.exceptions import PutError
+
+    from chalicelib.models import storage_errors
+
+    def put(msg: OutboxMessage) -> OutboxMessage | None:
+        with storage_errors():
+            try:
+                msg.save(condition=OutboxMessage.id.does_not_exist())
+                return msg
+            except PutError as exc:
+                if leases.is_condition_failure(exc):
+                    return None  # queued before (a redone page, another runner)
+                raise
+
+    messages = list(batch.values())
+    if len(messages) <= 1:
+        return [m for m in map(put, messages) if m is not None]
+    with ThreadPoolExecutor(max_workers=min(QUEUE_THREADS, len(messages))) as pool:
+        return [m for m in pool.map(put, messages) if m is not None]
+
+
 def dispatch(messages: list[OutboxMessage]) -> None:
     """Hand freshly committed messages to whoever delivers them in this deployment (settings:
     `mail_delivery`), so that sending mail never holds up the request that caused it."""
@@ -260,14 +289,13 @@ def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend 
         if msg.id in blocked:
             _mark_suppressed(msg, (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0), now)
             continue
-        lease = clock.stamp(now + LEASE)
+        lease = leases.lease_until(now, LEASE)
         try:
-            msg.update(actions=[OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
-                                OutboxMessage.next_attempt_at.set(lease)],
-                       condition=(OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0))
-        except UpdateError as exc:
-            if _is_condition_failure(exc):
+            if not leases.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+                                      OutboxMessage.next_attempt_at.set(lease)],
+                                (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0)):
                 continue  # taken or sent by another deliverer
+        except UpdateError as exc:
             logger.warning("outbox claim failed; the retry job will send it", exc_info=exc, extra=_log_extra(msg))
             continue
         mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
@@ -376,19 +404,12 @@ def _background_worker() -> _BackgroundWorker:
 def _claim(msg: OutboxMessage, now: datetime) -> str | None:
     """Take a due message for this run; returns the lease (the claim's token) or None when
     another run has it or it was sent meanwhile."""
-    cutoff, lease = clock.stamp(now), clock.stamp(now + LEASE)
-    try:
-        msg.update(actions=[
-            OutboxMessage.state.set("sending"),
-            OutboxMessage.lease_until.set(lease),
-            OutboxMessage.next_attempt_at.set(lease),
-        ], condition=(OutboxMessage.state.is_in("pending", "sending") & (OutboxMessage.due == DUE)
-                      & (OutboxMessage.next_attempt_at <= cutoff)))
-        return lease
-    except UpdateError as exc:
-        if _is_condition_failure(exc):
-            return None
-        raise
+    cutoff, lease = clock.stamp(now), leases.lease_until(now, LEASE)
+    claimed = leases.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+                                 OutboxMessage.next_attempt_at.set(lease)],
+                           OutboxMessage.state.is_in("pending", "sending") & OutboxMessage.due.exists()
+                           & (OutboxMessage.next_attempt_at <= cutoff))
+    return lease if claimed else None
 
 
 def backlog_age_seconds(now: datetime | None = None) -> float:

@@ -212,6 +212,23 @@ def position_of_ticket(meetup_id: str, ticket: int, meetup: Meetup | None = None
     return int(ticket) - int(after.waitlist_promoted or 0) - ahead
 
 
+def _positions_of(meetup_id: str, waiting: list[Registration]) -> dict[str, int]:
+    """The places in line of a page of waiting people: one read of the meetup and one keys-only
+    Query of the departures up to the page's last ticket, never the line itself."""
+    if not waiting:
+        return {}
+    import bisect
+    meetup = _read_meetup(meetup_id)
+    last = max(int(r.waitlist_ticket) for r in waiting)
+    with storage_errors():
+        departed = sorted(int(d.sk[len(DEPARTURE_PREFIX):]) for d in Departure.query(
+            meetup_id, Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0), ticket_key(DEPARTURE_PREFIX, last)),
+            consistent_read=True, attributes_to_get=["meetup_id", "sk"]))
+    promoted = int(meetup.waitlist_promoted or 0)
+    return {r.id: int(r.waitlist_ticket) - promoted - bisect.bisect_left(departed, int(r.waitlist_ticket))
+            for r in waiting}
+
+
 def waitlist_position(registration: Registration) -> int | None:
     """1 for the next in line; None unless waiting."""
     if registration.status != "waitlisted" or not registration.waitlist_ticket:
@@ -251,16 +268,74 @@ def find_by_token(token: str) -> tuple[Registration, int | None]:
     return registration, waitlist_position(registration)
 
 
-def list_registrations(meetup_id: str) -> list[dict]:
-    """Every registration of a meetup, for admins: confirmed, then the waitlist in order, then cancelled."""
+LIST_LIMIT = 500  # rows per page of the admin listing, unless `limit` says otherwise
+LIST_MAX = 1000  # at most this many: a page of the CSV or JSON stays far under Lambda's 6 MB
+LIST_PHASES = ("confirmed", "waitlisted", "cancelled")
+CURSOR_PURPOSE = "registrations-cursor"
+BAD_CURSOR = Message("Deze cursor is ongeldig of verlopen; begin opnieuw zonder cursor.",
+                     "This cursor is not valid or has expired; start again without a cursor.")
+
+
+def _cursor(meetup_id: str, phase: int, after: str) -> str:
+    from datetime import timedelta
+    return tokens.sign(CURSOR_PURPOSE, meetup_id, str(phase), after, expires=clock.now() + timedelta(days=1))
+
+
+def _read_cursor(meetup_id: str, cursor: str | None) -> tuple[int, str | None]:
+    """(phase, last sk shown) of a cursor this service signed for this meetup; else a 400 naming it."""
+    from chalicelib.errors import DomainError, MalformedRequest
+    if cursor is None:
+        return 0, None
+    try:
+        signed_for, phase, after = tokens.verify(CURSOR_PURPOSE, cursor, 3)
+    except DomainError:
+        signed_for, phase, after = None, "", ""
+    if signed_for != meetup_id or phase not in ("0", "1", "2") or (after and not after.startswith(REGISTRATION_PREFIX)):
+        raise MalformedRequest(BAD_CURSOR, code="invalid_cursor", fields={"cursor": BAD_CURSOR})
+    return int(phase), after or None
+
+
+def read_page_request(params: dict) -> tuple[int, str | None]:
+    """`limit` (1..LIST_MAX, default LIST_LIMIT) and `cursor` of a listing request; 400 naming a bad one."""
+    from chalicelib.errors import MalformedRequest
+    raw = params.get("limit")
+    if raw is None:
+        limit = LIST_LIMIT
+    elif isinstance(raw, str) and raw.isascii() and raw.isdigit() and 1 <= int(raw) <= LIST_MAX:
+        limit = int(raw)
+    else:
+        bad = Message(f"limit moet een heel getal van 1 tot en met {LIST_MAX} zijn.",
+                      f"limit must be a whole number from 1 to {LIST_MAX}.")
+        raise MalformedRequest(bad, code="invalid_limit", fields={"limit": bad})
+    cursor = params.get("cursor")
+    if cursor is not None and (not cursor or len(cursor) > 1000):
+        raise MalformedRequest(BAD_CURSOR, code="invalid_cursor", fields={"cursor": BAD_CURSOR})
+    return limit, cursor
+
+
+def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str | None = None) -> tuple[list[dict], str | None]:
+    """One page of a meetup's registrations, for admins, and the cursor of the next (None at the
+    end). Pages come confirmed first, then waitlisted, then cancelled; within a status by
+    registration id (the key order a Query gives), the waitlisted with their `waitlist_position`.
+    Each status is one Query with a filter, resumed from the cursor: no page reads the whole roster."""
+    phase, after = _read_cursor(meetup_id, cursor)
     catalogue.load(meetup_id)
+    found: list[Registration] = []
     with storage_errors():
-        found = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
-                                        consistent_read=True))
-    positions = {rid: n for n, rid in enumerate(read_line(meetup_id), start=1)}
-    order = {"confirmed": 0, "waitlisted": 1, "cancelled": 2}
-    found.sort(key=lambda r: (order.get(r.status, 3), positions.get(r.id, 0), r.created_at))
-    return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found)
+        while phase < len(LIST_PHASES) and len(found) < limit:
+            query = Registration.query(
+                meetup_id, Registration.sk.between(after or REGISTRATION_PREFIX, REGISTRATION_PREFIX[:-1] + "$"),
+                Registration.status == LIST_PHASES[phase], consistent_read=True,
+                limit=limit - len(found) + (1 if after else 0), page_size=LIST_MAX)
+            rows = [r for r in query if r.sk != after]
+            found += rows
+            if len(found) >= limit and query.last_evaluated_key is not None:
+                after = found[-1].sk
+                break
+            phase, after = phase + 1, None
+        positions = _positions_of(meetup_id, [r for r in found if r.status == "waitlisted" and r.waitlist_ticket])
+    next_cursor = _cursor(meetup_id, phase, after or "") if phase < len(LIST_PHASES) else None
+    return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found), next_cursor
 
 
 # --- records written alongside every change -------------------------------------------------------
@@ -720,15 +795,18 @@ def fill_free_seats(meetup_id: str) -> list[OutboxMessage]:
     return mails
 
 
-def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxMessage]]:
-    """Set a meetup's capacity (never below `confirmed`: the write's condition); new seats go to
-    the first in line (`fill_free_seats`)."""
+def change_capacity(meetup: Meetup, capacity: int) -> Meetup:
+    """Set a meetup's capacity (never below `confirmed`: the condition says so). New seats go to
+    those in line through `fill_free_seats`, which the caller runs as a background job: a rise of
+    1,000 seats must not hold up the admin's request."""
     for attempt in range(MAX_ATTEMPTS):
         if capacity < meetup.confirmed:
-            raise Conflict(f"Capacity {capacity} is below the {int(meetup.confirmed)} confirmed places",
+            raise Conflict(Message(f"Het aantal plekken ({capacity}) is lager dan de {int(meetup.confirmed)} bevestigde plekken.",
+                                   f"Capacity {capacity} is below the {int(meetup.confirmed)} confirmed places."),
                            code="capacity_below_confirmed")
+        stamp = clock.to_storage(clock.now())
         tx = Transaction()
-        tx.update("meetup", meetup, [Meetup.capacity.set(capacity), Meetup.updated_at.set(clock.to_storage(clock.now()))],
+        tx.update("meetup", meetup, [Meetup.capacity.set(capacity), Meetup.updated_at.set(stamp)],
                   Meetup.confirmed <= capacity, return_old=True)
         try:
             tx.commit()
@@ -738,56 +816,35 @@ def change_capacity(meetup: Meetup, capacity: int) -> tuple[Meetup, list[OutboxM
         break
     else:
         raise ServiceUnavailable(messages.BUSY)
-    mails: list[OutboxMessage] = []
-    while True:
-        batch = fill_free_seats(meetup.id)
-        if not batch:
-            break
-        mails += batch
     hints.forget(meetup.id)
     meetup = _read_meetup(meetup.id)
-    logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity,
-                                            "promoted": len(mails)})
-    _deliver(mails)
-    return meetup, mails
+    logger.info("capacity changed", extra={"meetup_id": meetup.id, "capacity": capacity})
+    return meetup
 
 
-def tell_meetup_cancelled(meetup: Meetup) -> int:
-    """Tell everyone still registered (confirmed or waiting) that the meetup will not take
-    place (a confirmed place's email takes its calendar entry back). Their registrations stay as
-    they are, so an admin can open the meetup again. Safe to run again (one message id per
-    person): a repeated cancellation queues only what is missing."""
-    return _tell_everyone(meetup, "meetup_cancelled", ("confirmed", "waitlisted"),
-                          f"meetup-cancelled-{meetup.id}")
+def seats_to_fill(meetup: Meetup) -> int:
+    """How many of those in line free seats could take now (0 when closed)."""
+    if not _is_open(meetup, clock.now()):
+        return 0
+    return max(0, min(int(meetup.capacity) - int(meetup.confirmed), int(meetup.waitlist_length or 0)))
 
 
-def tell_meetup_changed(meetup: Meetup) -> int:
-    """Tell every confirmed person that the time, place, mode or join details changed: one
-    update per person per change (`calendar_sequence`), carrying the invitation with the raised
-    SEQUENCE, so their calendars follow."""
-    return _tell_everyone(meetup, "meetup_changed", ("confirmed",),
-                          f"meetup-changed-{meetup.id}-{int(meetup.calendar_sequence or 0)}")
+def cancellation_notice(meetup: Meetup, person: Registration) -> OutboxMessage:
+    """The "this meetup will not take place" email to one person (a confirmed place's takes its
+    calendar entry back): one id per (meetup, person), so that queueing it again (a repeated
+    cancellation, a resumed job) sends nobody a second one."""
+    message = _mail("meetup_cancelled", meetup, person)
+    message.id = f"meetup-cancelled-{meetup.id}-{person.id}"
+    return message
 
 
-def _tell_everyone(meetup: Meetup, template: str, statuses: tuple[str, ...], id_prefix: str) -> int:
-    from chalicelib import outbox
-    with storage_errors():
-        people = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
-                                         consistent_read=True,
-                                         filter_condition=Registration.status.is_in(*statuses)
-                                         & Registration.erased_at.does_not_exist()))
-    queued: list[OutboxMessage] = []
-    for start in range(0, len(people), 25):
-        batch = {}
-        for person in people[start:start + 25]:
-            message = _mail(template, meetup, person)
-            message.id = f"{id_prefix}-{person.id}"
-            batch[message.id] = message
-        queued += outbox.queue_once(batch)
-    logger.info("meetup change told", extra={"meetup_id": meetup.id, "template": template, "people": len(people),
-                                             "queued_now": len(queued)})
-    outbox.dispatch(queued)
-    return len(people)
+def change_notice(meetup: Meetup, person: Registration) -> OutboxMessage:
+    """The update to a confirmed person after a change of time, place, mode or join details:
+    one per person per change (`calendar_sequence`), with the invitation's raised SEQUENCE, so
+    their calendars follow."""
+    message = _mail("meetup_changed", meetup, person)
+    message.id = f"meetup-changed-{meetup.id}-{int(meetup.calendar_sequence or 0)}-{person.id}"
+    return message
 
 
 CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "organisation", "municipality",
@@ -797,10 +854,11 @@ CSV_COLUMNS = ("id", "status", "waitlist_position", "name", "email", "role", "or
 CSV_SEPARATORS = (";", ",")
 
 
-def to_csv(rows: list[dict], separator: str | None = None) -> str:
+def to_csv(rows: list[dict], separator: str | None = None, *, header: bool = True) -> str:
     """The registrations as a spreadsheet opens them: a UTF-8 BOM (so Excel reads UTF-8), `;`
     between cells (what Dutch Excel expects; `separator=","` for others) and each role as its
-    label in the row's language."""
+    label in the row's language. `header=False` for the pages after the first (no BOM, no header
+    row), so that the pages of an export put one after the other are one CSV file."""
     import csv
     import io
 
@@ -810,9 +868,10 @@ def to_csv(rows: list[dict], separator: str | None = None) -> str:
         from chalicelib.errors import ValidationFailed
         raise ValidationFailed({"separator": Message("Kies ; of , als scheidingsteken.", "Choose ; or , as the separator.")})
     buffer = io.StringIO()
-    buffer.write("\ufeff")
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore", delimiter=separator)
-    writer.writeheader()
+    if header:
+        buffer.write("\ufeff")
+        writer.writeheader()
     for row in rows:
         texts = TEXTS["en" if row.get("language") == "en" else "nl"]
         row = dict(row, role=texts.get(f"role_{row.get('role')}", row.get("role")))

@@ -92,7 +92,7 @@ SES_ACTIONS = {"ses:SendRawEmail"}
 STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator",
                   "dynamodb:ListStreams"}
 # Constants of app.py that stand for a stream's ARN, and the table (in infra/) whose stream it is.
-STREAM_PLACEHOLDERS = {"OUTBOX_STREAM_PLACEHOLDER": "OutboxTable"}
+STREAM_PLACEHOLDERS = {"OUTBOX_STREAM_PLACEHOLDER": "OutboxTable", "JOBS_STREAM_PLACEHOLDER": "JobsTable"}
 # Constants of app.py that stand for an SNS topic's ARN (@app.on_sns_message), and the topic (in infra/).
 TOPIC_PLACEHOLDERS = {"MAIL_EVENTS_TOPIC_PLACEHOLDER": "MailEventsTopic"}
 # PUBLIC_BASE_URL while Chalice imports app.py (see build).

@@ -260,4 +260,4 @@ def scheduled_jobs() -> list[Every]:
 
 # (function in app.py, seconds between runs locally)
 LOCAL_SCHEDULES = [("retry_outbox", 60), ("send_digests", 300), ("send_reminders", 60), ("apply_retention", 3600),
-                   ("send_outcome_links", 600)]
+                   ("send_outcome_links", 600), ("resume_jobs", 60)]

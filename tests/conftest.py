@@ -79,3 +79,28 @@ def empty_tables():
             for item in page["Items"]:
                 client.delete_item(TableName=name, Key=item)
     yield
+
+
+@pytest.fixture
+def bulk_roster():
+    """`bulk_roster(meetup, confirmed=, waiting=, cancelled=)`: bench.bulk.load_roster, with the
+    thousands of items deleted again afterwards (other tests empty or read whole tables)."""
+    from bench.bulk import load_roster
+    from chalicelib.models import WAITLIST_PREFIX, Registration, WaitlistEntry
+    loaded = []
+
+    def load(meetup, **counts):
+        made = load_roster(meetup, **counts)
+        loaded.append((meetup, made))
+        return made
+
+    yield load
+    with Registration.batch_write() as batch:
+        for meetup, made in loaded:
+            for people in made.values():
+                for person in people:
+                    batch.delete(person)
+    for meetup, _ in loaded:
+        with WaitlistEntry.batch_write() as batch:
+            for entry in WaitlistEntry.query(meetup.id, WaitlistEntry.sk.startswith(WAITLIST_PREFIX)):
+                batch.delete(entry)

@@ -62,6 +62,8 @@ def change_capacity(meetup_id: str, capacity: int) -> dict:
     from chalicelib.errors import Conflict
     try:
         registration.change_capacity(catalogue.load(meetup_id, consistent=True), capacity)
+        while registration.fill_free_seats(meetup_id):  # as the promotions job does after the request
+            pass
         return {"kind": "capacity", "capacity": capacity}
     except Conflict as error:
         return {"kind": "capacity", "error": error.code}

@@ -657,7 +657,11 @@ def test_opted_in_active_participants_are_invited_to_the_follow_up(client, admin
     assert record.invitations_queued == 2
     # Queueing again (a re-run after a failure) queues and sends nobody a second invitation.
     follow_up = Meetup.get(created["meetup"]["id"])
-    assert handovers.invite(record, Meetup.get(outgoing.id), follow_up) == []
+    job = handovers.invite(record, Meetup.get(outgoing.id), follow_up)
+    assert (job.id, job.state, job.done) == (handovers.invitations_job_id(record), "done", 2), "one job per handover"
+    from chalicelib.models import Job
+    redone = Job(id="redo", kind="invitations", meetup_id=outgoing.id, done=0)  # the job's page, from the start
+    assert handovers.invitations_page(redone, 250)[3] == []
     assert len(messages_to(confirmed_in["email"])) == before[confirmed_in["email"]] + 1
     assert stored_handover(outgoing.id).audit[-1].action == "invited"
     assert [e.action for e in stored_handover(outgoing.id).audit].count("invited") == 1

@@ -23,7 +23,8 @@ STREAM_ACTIONS = {"dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:Ge
 FUNCTION_ROLES = {"APIHandler": "ApiFunctionRole", "RetryOutbox": "RetryOutboxRole", "DeliverOutbox": "DeliverOutboxRole",
                   "SendDigests": "SendDigestsRole", "HandleMailEvents": "HandleMailEventsRole",
                   "ApplyRetention": "ApplyRetentionRole", "SendReminders": "SendRemindersRole",
-                  "SendOutcomeLinks": "SendOutcomeLinksRole"}
+                  "SendOutcomeLinks": "SendOutcomeLinksRole", "RunJobs": "RunJobsRole", "ResumeJobs": "ResumeJobsRole"}
+JOBS_STREAM = {"Fn::GetAtt": ["JobsTable", "StreamArn"]}
 
 pytestmark = pytest.mark.slow
 
@@ -133,19 +134,33 @@ def test_deliver_outbox_reads_the_outbox_tables_stream(template):
         "Fn::GetAtt": ["OutboxStreamFailures", "Arn"]}}}
     assert [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]] == [{"eventName": ["INSERT"]}]
     assert app_module.OUTBOX_STREAM_PLACEHOLDER not in json.dumps(template)
-    assert package.stream_placeholders() == {app_module.OUTBOX_STREAM_PLACEHOLDER: "OutboxTable"}
+    assert package.stream_placeholders() == {app_module.OUTBOX_STREAM_PLACEHOLDER: "OutboxTable",
+                                             app_module.JOBS_STREAM_PLACEHOLDER: "JobsTable"}
 
 
 def test_only_the_outbox_table_has_a_stream_of_new_images(template):
     tables = {name: res for name, res in template["Resources"].items() if res["Type"] == "AWS::DynamoDB::Table"}
     streams = {name: res["Properties"]["StreamSpecification"] for name, res in tables.items()
                if "StreamSpecification" in res["Properties"]}
-    assert streams == {"OutboxTable": {"StreamViewType": "NEW_IMAGE"}}, "deliver_stream_records reads NewImage"
+    assert streams == {"OutboxTable": {"StreamViewType": "NEW_IMAGE"}, "JobsTable": {"StreamViewType": "NEW_IMAGE"}}, \
+        "deliver_stream_records and run_stream_records read NewImage"
+
+
+def test_run_jobs_reads_the_jobs_tables_stream_of_unfinished_jobs(template):
+    found = [f for f in package.functions(template).values() if f["Properties"]["Handler"] == "app.run_jobs"]
+    assert len(found) == 1
+    props = next(iter(found[0]["Properties"]["Events"].values()))["Properties"]
+    assert props["Stream"] == JOBS_STREAM and props["MaximumRetryAttempts"] == 3
+    assert [json.loads(f["Pattern"]) for f in props["FilterCriteria"]["Filters"]] == [
+        {"eventName": ["INSERT", "MODIFY"], "dynamodb": {"NewImage": {"state": {"S": ["queued", "running"]}}}}]
+    on_streams = [s for s in package.role_statements(template, "RunJobsRole")
+                  if set(package.as_list(s["Action"])) & STREAM_ACTIONS]
+    assert [package.as_list(s["Resource"]) for s in on_streams] == [[JOBS_STREAM]]
 
 
 def test_only_deliver_outbox_may_read_the_outbox_stream_and_nothing_else_of_streams(template):
     for name, role in FUNCTION_ROLES.items():
-        if name != "DeliverOutbox":
+        if name not in ("DeliverOutbox", "RunJobs"):
             assert not [s for s in package.role_statements(template, role)
                         if set(package.as_list(s["Action"])) & STREAM_ACTIONS], name
     statements = package.role_statements(template, "DeliverOutboxRole")
@@ -263,6 +278,7 @@ def _project(tmp_path, extra: str = "") -> Path:
         app = Chalice(app_name="klassen-meetups")
         OUTBOX_STREAM_PLACEHOLDER = "arn:aws:dynamodb:eu-west-1:000000000000:table/outbox/stream/another"
         MAIL_EVENTS_TOPIC_PLACEHOLDER = "arn:aws:sns:eu-west-1:000000000000:another-topic"
+        JOBS_STREAM_PLACEHOLDER = "arn:aws:dynamodb:eu-west-1:000000000000:table/jobs/stream/another"
 
         @app.route("/")
         def index():
@@ -298,6 +314,14 @@ def _project(tmp_path, extra: str = "") -> Path:
 
         @app.on_sns_message(topic=MAIL_EVENTS_TOPIC_PLACEHOLDER)
         def handle_mail_events(event):
+            return None
+
+        @app.on_dynamodb_record(stream_arn=JOBS_STREAM_PLACEHOLDER)
+        def run_jobs(event):
+            return None
+
+        @app.schedule(Rate(1, unit=Rate.MINUTES))
+        def resume_jobs(event):
             return None
     """) + textwrap.dedent(extra))
     return project
@@ -351,7 +375,8 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
             # Queue mail; erasure on request finds an address's queued mail by its hash and deletes it.
             "OutboxTable": {"dynamodb:PutItem", "dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:DeleteItem"},
             "AdminTokensTable": {"dynamodb:GetItem"},
-            "SuppressionsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}},
+            "SuppressionsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
+            "JobsTable": {"dynamodb:GetItem", "dynamodb:PutItem"}},  # start a job, show its progress
         # Mail senders read the line to tell a waiting person's position as it is when sent.
         "RetryOutboxRole": {"OutboxTable": {"dynamodb:Query", "dynamodb:BatchGetItem", "dynamodb:UpdateItem"},
                             "SuppressionsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"},
@@ -365,6 +390,16 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
                             "ActivityTable": {"dynamodb:Query"},
                             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}},
         "HandleMailEventsRole": {"SuppressionsTable": {"dynamodb:UpdateItem"}},
+        # Bulk work (chalicelib/jobs.py): claim and advance a job, read the roster page by page,
+        # promote (one transaction), queue the emails, note a handover's invitations.
+        "RunJobsRole": {"JobsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+                        "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+                                         "dynamodb:UpdateItem"},
+                        "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem",
+                                               "dynamodb:UpdateItem"},
+                        "HandoversTable": {"dynamodb:GetItem", "dynamodb:UpdateItem"},
+                        "OutboxTable": {"dynamodb:PutItem"}, "ActivityTable": {"dynamodb:PutItem"}},
+        "ResumeJobsRole": {"JobsTable": {"dynamodb:Query", "dynamodb:UpdateItem"}},
         "ApplyRetentionRole": {
             "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:BatchGetItem",
                                    "dynamodb:BatchWriteItem", "dynamodb:DeleteItem", "dynamodb:ConditionCheckItem"},
@@ -430,7 +465,7 @@ def test_roles_are_not_shared_and_write_only_their_own_logs(template):
 
 def test_mail_and_digest_functions_have_reserved_concurrency(template):
     found = package.functions(template)
-    for name in ("RetryOutbox", "DeliverOutbox", "SendDigests", "HandleMailEvents"):
+    for name in ("RetryOutbox", "DeliverOutbox", "SendDigests", "HandleMailEvents", "RunJobs", "ResumeJobs"):
         assert found[name]["Properties"]["ReservedConcurrentExecutions"] >= 1, name
     assert "ReservedConcurrentExecutions" not in found["APIHandler"]["Properties"]
 

@@ -55,5 +55,9 @@ def create_meetup():
 
 @admin_route("/admin/meetups/{meetup_id}", methods=["PATCH"])
 def update_meetup(meetup_id):
-    updated = catalogue.update_meetup(meetup_id, parse_body(bp.current_request))
-    return json_response(catalogue.admin_view(updated))
+    updated, job = catalogue.update_meetup(meetup_id, parse_body(bp.current_request))
+    body = catalogue.admin_view(updated)
+    if job is not None:  # bulk work the change started (emails, promotions): GET job.url for its progress
+        from chalicelib import jobs
+        body["job"] = jobs.reference(job)
+    return json_response(body)

@@ -113,12 +113,24 @@ def change_table(token):
 
 @admin_route("/admin/meetups/{meetup_id}/registrations", methods=["GET"])
 def admin_registrations(meetup_id):
+    """One page (`limit`, default 500, at most 1000; `cursor` from the previous page's
+    `next_cursor`): JSON, or with `format=csv` the same page as CSV, the next cursor in the
+    `X-Next-Cursor` header and a `Link: <...>; rel="next"`. No answer nears Lambda's 6 MB."""
     request = bp.current_request
-    from chalicelib import suppression
-    found = suppression.flag(registration.list_registrations(meetup_id))  # + `suppressed`: no mail reaches it
     params = request.query_params or {}
+    limit, cursor = registration.read_page_request(params)
+    from chalicelib import suppression
+    rows, next_cursor = registration.list_registrations(meetup_id, limit=limit, cursor=cursor)
+    found = suppression.flag(rows)  # + `suppressed`: no mail reaches it
     if params.get("format") == "csv":
-        return Response(body=encodable(registration.to_csv(found, params.get("separator"))), status_code=200,
-                        headers={"Content-Type": "text/csv; charset=utf-8",
-                                 "Content-Disposition": f'attachment; filename="registrations-{meetup_id}.csv"'})
-    return json_response({"registrations": found})
+        headers = {"Content-Type": "text/csv; charset=utf-8",
+                   "Content-Disposition": f'attachment; filename="registrations-{meetup_id}.csv"'}
+        separator = params.get("separator")
+        if next_cursor:
+            from urllib.parse import urlencode
+            headers["X-Next-Cursor"] = next_cursor
+            query = urlencode({"format": "csv", "limit": limit, "cursor": next_cursor, "separator": separator or ";"})
+            headers["Link"] = f'</admin/meetups/{meetup_id}/registrations?{query}>; rel="next"'
+        return Response(body=encodable(registration.to_csv(found, separator, header=cursor is None)), status_code=200,
+                        headers=headers)
+    return json_response({"registrations": found, "next_cursor": next_cursor})
