@@ -1,7 +1,7 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import catalogue, digests, handovers, joining, meta, privacy, registrations, tables
+from chalicelib.routes import catalogue, console, digests, handovers, joining, meta, privacy, registrations, tables
 
 app = Chalice(app_name="klassen-meetups")
 app.register_blueprint(catalogue.bp)
@@ -12,6 +12,7 @@ app.register_blueprint(meta.bp)
 app.register_blueprint(privacy.bp)
 app.register_blueprint(joining.bp)
 app.register_blueprint(tables.bp)
+app.register_blueprint(console.bp)  # the admin console's pages (/admin, /admin/console/...)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

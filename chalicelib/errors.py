@@ -65,6 +65,13 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class Forbidden(DomainError):
+    """Refused whoever asks: e.g. an admin console form without its CSRF token."""
+
+    status = 403
+    code = "forbidden"
+
+
 class Conflict(DomainError):
     status = 409
     code = "conflict"
