@@ -186,9 +186,13 @@ HANDOVER_FIELDS = ("city", "host_name", "host_email", "starts_at", "ends_at", "m
 
 
 def handover_payload(form: dict) -> FormBody:
-    """The body of `POST /admin/meetups/{id}/handover` from the console's form (blanks left out)."""
-    return FormBody((name, form[name].strip()) for name in HANDOVER_FIELDS
+    """The body of `POST /admin/meetups/{id}/handover` from the console's form (blanks left out;
+    the capacity as a JSON number, as the handover hands its fields on to the catalogue's rules)."""
+    body = FormBody((name, form[name].strip()) for name in HANDOVER_FIELDS
                     if isinstance(form.get(name), str) and form[name].strip())
+    if re.fullmatch(r"[0-9]{1,9}", body.get("capacity", "")):
+        body["capacity"] = int(body["capacity"])
+    return body
 
 
 def organiser_payload(form: dict) -> FormBody:
