@@ -1,7 +1,10 @@
 """The admin console in Chromium against the service as `make run` serves it: an organiser signs in
 with the admin token, creates a meetup, finds it listed, reads its registrations, hands it over,
 sees the follow-up in the chain, runs the digests and signs out; every console page fits 320 px and
-passes axe-core; the session cookie is HttpOnly and SameSite=Strict."""
+passes axe-core; the session cookie is HttpOnly and SameSite=Strict.
+
+It adds meetups to the session's one live service, so like test_pages_browser.py it runs after
+test_e2e_http.py's checks of the bare demo tour (pytest runs the files in name order)."""
 from __future__ import annotations
 
 import secrets
