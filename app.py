@@ -1,7 +1,7 @@
 """The Klassen meetups service: wires the capability blueprints and the schedules to one Chalice app."""
 from chalice import Chalice, Rate
 
-from chalicelib.routes import (bundle, catalogue, digests, handovers, jobs, joining, meta, outcomes, privacy,
+from chalicelib.routes import (bundle, catalogue, console, digests, handovers, jobs, joining, meta, outcomes, privacy,
                                registrations, tables, youth)
 
 app = Chalice(app_name="klassen-meetups")
@@ -18,6 +18,7 @@ app.register_blueprint(outcomes.bp)
 app.register_blueprint(youth.bp)
 app.register_blueprint(bundle.bp)
 app.register_blueprint(jobs.bp)
+app.register_blueprint(console.bp)  # the admin console's pages (/admin, /admin/console/...)
 
 
 @app.schedule(Rate(1, unit=Rate.MINUTES))

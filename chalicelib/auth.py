@@ -48,6 +48,28 @@ def authenticate(headers) -> str:
     return record.name
 
 
+def verify_token(token: str) -> tuple[str, str]:
+    """(the admin's name, the token's hash) for a valid admin token, or Unauthorized: the same
+    check as the bearer header (the admin console's sign-in)."""
+    name = authenticate({"authorization": f"Bearer {token}"})
+    return name, hash_token(token.strip())
+
+
+def name_of_hash(token_hash: str) -> str:
+    """The admin whose token has this hash, or Unauthorized (revoked, or never issued): the
+    console checks its session against this on every request, so a revoked token ends it."""
+    settings = get_settings()
+    if settings.admin_token and hmac.compare_digest(token_hash.encode(), hash_token(settings.admin_token).encode()):
+        return "local-admin"
+    if not token_hash or len(token_hash) != 64:
+        raise Unauthorized(ADMIN_TOKEN_NEEDED)
+    with storage_errors():
+        try:
+            return AdminToken.get(token_hash, consistent_read=True).name
+        except DoesNotExist:
+            raise Unauthorized(ADMIN_TOKEN_NEEDED) from None
+
+
 def create_token(name: str) -> str:
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     with storage_errors():

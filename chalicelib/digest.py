@@ -467,6 +467,23 @@ def _due(organisers: list[Organiser], now: datetime) -> list[tuple[Organiser, Pe
     return due
 
 
+def who_is_due(now: datetime | None = None) -> list[dict]:
+    """Each organiser and whether a run now would serve them (read only, the rule `run` uses):
+    `due`, else `next_digest_from`; `new`: subscribed in the current period, whose first digest
+    therefore comes at the next period (the admin console explains a run that sent nothing)."""
+    now = now or clock.now()
+    organisers = list_organisers()
+    due_ids = {organiser.id for organiser, _ in _due(organisers, now)}
+    found = []
+    for organiser in organisers:
+        current = period_at(organiser.frequency, now) if organiser.frequency in FREQUENCIES else None
+        new = current is not None and clock.from_storage(organiser.created_at) >= current.starts
+        found.append({"id": organiser.id, "name": organiser.name, "email": organiser.email,
+                      "frequency": organiser.frequency, "due": organiser.id in due_ids, "new": new,
+                      "next_digest_from": next_digest_from(organiser, now) if current else None})
+    return found
+
+
 def run(now: datetime | None = None, *, backend=None, time_budget: float = SCHEDULED_TIME_BUDGET_SECONDS,
         sleep=_time.sleep) -> dict:
     """The digest job: every due organiser gets this period's digest, once. Safe to run at any

@@ -66,6 +66,8 @@ class Unauthorized(DomainError):
 
 
 class Forbidden(DomainError):
+    """Refused whoever asks: e.g. an admin console form without its CSRF token."""
+
     status = 403
     code = "forbidden"
 

@@ -148,6 +148,12 @@ DATABASE_DOWN = Message("De database antwoordde niet. Probeer het zo nog eens.",
                         "The database did not answer; please try again.")
 ADMIN_TOKEN_NEEDED = Message("Hiervoor is een geldig beheertoken nodig: Authorization: Bearer <token>.",
                              "A valid admin token is required: Authorization: Bearer <token>.")
+CONSOLE_TOKEN_WRONG = Message("Dit beheertoken klopt niet (of is ingetrokken). Controleer het en probeer het opnieuw.",
+                              "This admin token is not valid (or has been revoked). Check it and try again.")
+CONSOLE_CSRF = Message("Dit formulier is verlopen of kwam niet van de beheeromgeving. Open de pagina opnieuw en "
+                       "probeer het nog eens; er is niets veranderd.",
+                       "This form has expired or did not come from the admin console. Open the page again and "
+                       "retry; nothing was changed.")
 
 
 def meetup_not_found(meetup_id: str) -> Message:
