@@ -209,8 +209,11 @@ def send_lists(meetup: Meetup) -> int:
 
     from chalicelib import outbox
     from chalicelib.config import get_settings
+    from chalicelib import youth
     found = lists(meetup.id, "nl")
     base = get_settings().public_base_url
+    # The youth council's approved ideas for this province, to take into the conversation.
+    ideas = [{"title": i.title, "text": i.text, "age_band": i.age_band} for i in youth.approved_ideas(meetup.province)]
     batch = {}
     for table, listed in zip(tables_of(meetup), found["tables"]):
         if not table.moderator_email:
@@ -218,7 +221,7 @@ def send_lists(meetup: Meetup) -> int:
         people = [{"name": p["name"], "role": p["role"], "organisation": p["organisation"]} for p in listed["people"]]
         version = hashlib.sha256(json.dumps(people, sort_keys=True).encode()).hexdigest()[:16]
         context = {"name": table.moderator_name or "", "table": {"name": table.name, "capacity": int(table.capacity)},
-                   "people": people,
+                   "people": people, "ideas": ideas,
                    "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                               "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city,
                               "venue": meetup.venue, "url": f"{base}/meetups/{meetup.id}"}}

@@ -408,7 +408,7 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
         "SendRemindersRole": {
             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
             "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},
-            "OutboxTable": {"dynamodb:PutItem"}},
+            "OutboxTable": {"dynamodb:PutItem"}, "OutcomesTable": {"dynamodb:Query"}},
         "SendOutcomeLinksRole": {
             "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query"},
             "OutcomesTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:UpdateItem"},

@@ -334,3 +334,25 @@ def test_promotion_to_a_full_table_gives_no_preference(client, admin_headers):
     assert promoted.status == "confirmed" and promoted.table_id is None
     assert seated_at(meetup.id, table_id) == 1
     assert seated["registration"]["status"] == "confirmed"
+
+
+def test_a_moderator_s_list_carries_the_youth_council_s_approved_ideas_of_the_province(client, admin_headers, monkeypatch):
+    from chalicelib import youth
+    from chalicelib.models import Idea
+    starts = datetime(2034, 9, 5, 18, 30, tzinfo=timezone.utc)
+    now = {"at": starts - timedelta(hours=20)}
+    monkeypatch.setattr(clock, "now", lambda: now["at"])
+    meetup = make_meetup(capacity=5, province="Zeeland", starts_at=clock.to_public(starts),
+                         ends_at=clock.to_public(starts + timedelta(hours=2)))
+    body = tables_body(3)
+    put_tables(client, admin_headers, meetup.id, body)
+    title = f"Gratis bijles {secrets.token_hex(2)}"
+    Idea(pk=youth.IDEAS_PREFIX + youth._slug("Zeeland"), sk="I#" + secrets.token_hex(4), id=secrets.token_hex(4),
+         title=title, text="Iedereen bijles op school.", age_band="14-15", province="Zeeland",
+         status="approved", submitted_on="2034-09-01").save()
+    Idea(pk=youth.IDEAS_PREFIX + youth._slug("Zeeland"), sk="I#" + secrets.token_hex(4), id=secrets.token_hex(4),
+         title="Nog niet goedgekeurd", text="Wacht.", age_band="12-13", province="Zeeland",
+         status="pending", submitted_on="2034-09-01").save()
+    reminders.run()
+    sent = messages_to(body["tables"][0]["moderator"]["email"])
+    assert len(sent) == 1 and title in text_of(sent[0]) and "Nog niet goedgekeurd" not in text_of(sent[0])
