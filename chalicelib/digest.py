@@ -524,7 +524,10 @@ def run(now: datetime | None = None, *, backend=None, time_budget: float = SCHED
             continue
         try:
             window.cover(since)
-            digest = compose_digest(organiser, period, window, tour, since, cutoff, now)
+            from chalicelib import suppression
+            # A hard-bounced or complaining address gets nothing more (SES), digests included.
+            digest = None if suppression.is_suppressed(organiser.email) else \
+                compose_digest(organiser, period, window, tour, since, cutoff, now)
             if digest is None:
                 _complete(organiser, period, lease, cutoff, None)
                 result.skipped += 1

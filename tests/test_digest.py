@@ -701,3 +701,18 @@ def test_tampered_unsubscribe_link_is_404_and_changes_nothing(client, admin_head
     foreign = tokens.sign(registration.MANAGE_PURPOSE, organiser["id"], stored(organiser["id"]).created_at)
     assert client.http.post(f"/organisers/unsubscribe/{foreign}", headers=JSON, body="{}").status_code == 404
     assert [o.id for o in digest.list_organisers()] == [organiser["id"]]
+
+
+def test_a_suppressed_organiser_gets_no_digest(client, admin_headers, fake_clock):
+    """Issue 12: an address SES reported as a hard bounce or a complaint gets no more mail at all."""
+    from chalicelib.models import Suppression
+    from chalicelib import suppression
+    meetup = make_meetup()
+    organiser = subscribe(client, admin_headers)
+    Suppression(address_hash=suppression.address_key(organiser["email"]), reason="bounce",
+                suppressed_at=clock.stamp()).save()
+    fake_clock.advance(hours=1)
+    sign_up(meetup)
+    backend = CollectingBackend()
+    assert run(next_period(), backend) == {"sent": 0, "skipped": 1, "failed": 0, "busy": 0, "deferred": 0}
+    assert backend.messages == []

@@ -388,7 +388,8 @@ def test_each_function_may_use_only_the_tables_it_needs(template):
                               "RegistrationsTable": {"dynamodb:GetItem", "dynamodb:Query"}},
         "SendDigestsRole": {"OrganisersTable": {"dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"},
                             "ActivityTable": {"dynamodb:Query"},
-                            "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"}},
+                            "MeetupsTable": {"dynamodb:GetItem", "dynamodb:Query", "dynamodb:BatchGetItem"},
+                            "SuppressionsTable": {"dynamodb:GetItem", "dynamodb:BatchGetItem"}},
         "HandleMailEventsRole": {"SuppressionsTable": {"dynamodb:UpdateItem"}},
         # Bulk work (chalicelib/jobs.py): claim and advance a job, read the roster page by page,
         # promote (one transaction), queue the emails, note a handover's invitations.
