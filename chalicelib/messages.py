@@ -60,6 +60,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "reminders": ("de herinneringen", "the reminders"),
     "tables": ("de tafels", "the tables"),
     "table_id": ("de thematafel", "the theme table"),
+    "decision": ("het besluit", "the decision"),
     "change_until": ("de uiterste tijd om van tafel te wisselen", "the deadline for changing table"),
     "scope": ("het bereik", "the scope"),
     "scope.province": ("de provincie van het bereik", "the scope's province"),

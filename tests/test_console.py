@@ -150,3 +150,44 @@ def test_an_erasure_answers_what_was_erased(client):
     answer = post(client, "/admin/console/erasures", {"csrf": csrf, "email": f"{secrets.token_hex(4)}@example.org"}, cookie)
     assert answer.status_code == 200
     assert "Er was niets opgeslagen over dit adres" in answer.body.decode()
+
+
+def test_the_console_approves_youth_ideas_makes_and_revokes_council_codes(client):
+    from chalicelib import youth
+    cookie = sign_in(client)
+    page = get(client, "/admin/console/ideas", cookie)
+    assert page.status_code == 200 and "Ideeën van de jeugdraad" in page.body.decode()
+    made = post(client, "/admin/console/council-codes", {"csrf": csrf_of(page), "label": "jeugdraad test"}, cookie)
+    code = re.search(r'id="new-code">[^<]*<strong>([^<]+)</strong>', made.body.decode()).group(1)
+    youth.check_code(code)  # the new code works
+    title = f"Meer mentoren {secrets.token_hex(2)}"
+    idea = youth.submit({"code": code, "title": title, "text": "Elke leerling een mentor.", "age_band": "14-15"})
+    listed = get(client, "/admin/console/ideas", cookie).body.decode()
+    assert title in listed and "wacht op beoordeling" in listed
+    assert post(client, f"/admin/console/ideas/{idea['id']}", {"csrf": csrf_of(made), "decision": "approve"},
+                cookie).status_code == 303
+    assert title in [i.title for i in youth.approved_ideas(everywhere=True)]
+    refused = post(client, f"/admin/console/ideas/{idea['id']}", {"decision": "reject"}, cookie)
+    assert refused.status_code == 403, "no CSRF token: nothing changes"
+    assert title in [i.title for i in youth.approved_ideas(everywhere=True)]
+    revoked = post(client, "/admin/console/council-codes/revoke", {"csrf": csrf_of(made), "code": code}, cookie)
+    assert revoked.status_code == 303
+    with pytest.raises(Exception):
+        youth.check_code(code)
+
+
+def test_the_console_shows_a_background_job_and_the_bundle(client):
+    cookie = sign_in(client)
+    meetup = make_meetup(capacity=5)
+    page = get(client, f"/admin/console/meetups/{meetup.id}", cookie)
+    form = {"csrf": csrf_of(page), "title": meetup.title, "kind": meetup.kind, "province": meetup.province or "",
+            "city": meetup.city or "", "host.name": meetup.host_name, "starts_at": catalogue.view(meetup)["starts_at"][:16],
+            "ends_at": catalogue.view(meetup)["ends_at"][:16], "mode": meetup.mode, "capacity": "5",
+            "status": "cancelled", "waitlist.enabled": "true"}
+    answer = post(client, f"/admin/console/meetups/{meetup.id}", form, cookie)
+    assert answer.status_code == 303, answer.body[:300]
+    assert "/admin/console/jobs/" in answer.headers["Location"], "a cancellation's emails run as a job"
+    job = get(client, answer.headers["Location"].split("?")[0], cookie).body.decode()
+    assert 'id="job"' in job and "afzeggingen versturen" in job
+    bundle = get(client, "/admin/console/bundle", cookie)
+    assert bundle.status_code == 200 and "<html" in bundle.body.decode()

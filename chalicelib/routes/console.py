@@ -9,8 +9,8 @@ import functools
 
 from chalice import Blueprint, Response
 
-from chalicelib import (catalogue, console, digest, handover, privacy, registration, rendering, suppression,
-                        theme_tables)
+from chalicelib import (catalogue, console, digest, handover, messages, privacy, registration, rendering,
+                        suppression, theme_tables)
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chalicelib.http import current_base, encodable, html_response, language, parse_body, redirect, routes
 from chalicelib.messages import CONSOLE_CSRF
@@ -143,20 +143,24 @@ def update_meetup(session, form, meetup_id):
     current = catalogue.admin_view(catalogue.load(meetup_id, consistent=True))
     here = f"{PATH}/meetups/{meetup_id}"
     try:
-        catalogue.update_meetup(meetup_id, console.meetup_payload(form, current))
+        _, job = catalogue.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
     except ValidationFailed as error:
         return _meetup_form(session, here, meetup=current, values=form, errors=error.field_messages(_lang()),
                             status=422)
     except Conflict as error:
         return _meetup_form(session, here, meetup=current, values=form, problem=error.body(_lang())["message"],
                             status=409)
+    if job is not None:  # the emails or promotions run in the background: show their progress
+        return redirect(f"{PATH}/jobs/{job.id}" + ("?lang=en" if _lang() == "en" else ""))
     return redirect(f"{here}?saved=1" + ("&lang=en" if _lang() == "en" else ""))
 
 
 # --- registrations and theme tables -------------------------------------------------------------------
 
 def _registrations(meetup_id):
-    return suppression.flag(registration.list_registrations(meetup_id))  # as GET /admin/meetups/{id}/registrations
+    """The first page (at most LIST_MAX), as GET /admin/meetups/{id}/registrations gives it."""
+    rows, _ = registration.list_registrations(meetup_id, limit=registration.LIST_MAX)
+    return suppression.flag(rows)
 
 
 @signed_in(f"{PATH}/meetups/{{meetup_id}}/registrations")
@@ -289,3 +293,67 @@ def erase(session, form):
                      errors=error.field_messages(_lang()))
     return _page("console_erasure.html", session, f"{PATH}/erasures", values={},
                  erased=privacy.erase_address(email, actor=session.actor))
+
+
+# --- background jobs, the youth council, the bundle --------------------------------------------------
+
+@signed_in(f"{PATH}/jobs/{{job_id}}")
+def job_page(session, job_id):
+    from chalicelib import jobs
+    found = jobs.view(jobs.load(job_id), _lang())
+    return _page("console_job.html", session, f"{PATH}/jobs/{job_id}", job=found)
+
+
+def _ideas_page(session, *, code=None, status=200, errors=None):
+    from chalicelib import youth
+    ideas = youth.list_ideas()
+    order = {"pending": 0, "approved": 1, "rejected": 2}
+    return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {},
+                 ideas=sorted(ideas, key=lambda i: (order.get(i["status"], 3), i["submitted_on"])))
+
+
+@signed_in(f"{PATH}/ideas")
+def ideas(session):
+    return _ideas_page(session)
+
+
+@signed_in(f"{PATH}/ideas/{{idea_id}}", methods=("POST",))
+def decide_idea(session, form, idea_id):
+    from chalicelib import youth
+    decision = form.get("decision")
+    if decision not in ("approve", "reject"):
+        raise ValidationFailed({"decision": messages.problem("choice", "decision", options="approve, reject")})
+    youth.decide(idea_id, decision, session.actor)
+    return redirect(f"{PATH}/ideas" + _q(_lang()))
+
+
+@signed_in(f"{PATH}/council-codes", methods=("POST",))
+def create_council_code(session, form):
+    from chalicelib import youth
+    try:
+        created = youth.create_code({"label": form.get("label") or None})
+    except ValidationFailed as error:
+        return _ideas_page(session, status=422, errors=error.field_messages(_lang()))
+    return _ideas_page(session, code=created)  # shown once: only its hash is kept
+
+
+@signed_in(f"{PATH}/council-codes/revoke", methods=("POST",))
+def revoke_council_code(session, form):
+    from chalicelib import youth
+    youth.revoke_code((form.get("code") or "").strip())
+    return redirect(f"{PATH}/ideas?revoked=1" + ("&lang=en" if _lang() == "en" else ""))
+
+
+@signed_in(f"{PATH}/bundle")
+def bundle_page(session):
+    """The bundle for the final meeting as the admin API gives it (`?format=pdf|csv` to download)."""
+    from chalicelib import bundle
+    params = bp.current_request.query_params or {}
+    fmt, province = bundle.read_query(params)
+    found = bundle.collect(province)
+    if fmt == "pdf":
+        return Response(body=bundle.pdf(found, _lang()), status_code=200, headers={
+            "Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="klassen-bundel.pdf"'})
+    if fmt == "csv":
+        return _csv(bundle.to_csv(found).decode("utf-8"), "klassen-bundel.csv")
+    return html_response(bundle.html(found, _lang()))
