@@ -26,11 +26,11 @@ ACTOR_NAMES = {"school": ("school", "school"), "gemeente": ("gemeente", "municip
 
 def read_query(params: dict) -> tuple[str, str | None]:
     params = dict(params or {})
-    f = Fields(params, allowed=("format", "province", "lang"))
+    f = Fields(params)
     fmt = f.choice("format", FORMATS, default="json")
     raw = params.get("province")
     province = None
-    if raw is not None:
+    if raw:  # empty: the whole country, as a form's "all provinces" sends it
         province = catalogue.normalise_province(raw)
         if province is None:
             f.fail("province", "choice", options=", ".join(catalogue.PROVINCES))

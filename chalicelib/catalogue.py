@@ -169,7 +169,7 @@ def find_calendar(*, province: str | None = None, meetup_id: str | None = None) 
     """The meetups of the tour calendar: all (or a province's), or the one asked for."""
     if meetup_id is not None:
         return [load(meetup_id)]
-    return find_meetups(province=province)
+    return find_meetups(province=province or None)  # empty: the whole tour, as a form's "all" sends it
 
 
 def load_many(meetup_ids: list[str]) -> list[Meetup]:

@@ -307,6 +307,9 @@ def read_page_request(params: dict) -> tuple[int, str | None]:
         bad = Message(f"limit moet een heel getal van 1 tot en met {LIST_MAX} zijn.",
                       f"limit must be a whole number from 1 to {LIST_MAX}.")
         raise MalformedRequest(bad, code="invalid_limit", fields={"limit": bad})
+    if params.get("format") not in (None, "json", "csv"):
+        bad = Message("format moet json of csv zijn.", "format must be json or csv.")
+        raise MalformedRequest(bad, code="invalid_format", fields={"format": bad})
     cursor = params.get("cursor")
     if cursor is not None and (not cursor or len(cursor) > 1000):
         raise MalformedRequest(BAD_CURSOR, code="invalid_cursor", fields={"cursor": BAD_CURSOR})

@@ -41,6 +41,12 @@ def tables_of(meetup: Meetup) -> list[ThemeTable]:
 
 # --- the admin sets the tables ---------------------------------------------------------------------
 
+def _given(value):
+    """A nested field's value for `Fields` (which reads the payload when given None): "" for an
+    absent one, anything else as it is, so that a wrong type is refused, not taken as empty."""
+    return "" if value is None else value
+
+
 def _read(payload: dict, current: list[ThemeTable]) -> tuple[list[ThemeTable], str | None]:
     f = Fields(payload, allowed=("tables", "change_until"))
     raw = payload.get("tables")
@@ -57,10 +63,10 @@ def _read(payload: dict, current: list[ThemeTable]) -> tuple[list[ThemeTable], s
                                "A table has only id, name, description, moderator and capacity."))
             continue
         table_id = item.get("id")
-        if table_id is not None and table_id not in known:
+        if table_id is not None and (not isinstance(table_id, str) or table_id not in known):
             f.fail(f"{at}.id", Message("Deze tafel bestaat niet; laat id weg voor een nieuwe tafel.",
                                        "No such table; leave id out for a new table."))
-        name = f.text(f"{at}.name", required=True, max_length=100, value=item.get("name") or "")
+        name = f.text(f"{at}.name", required=True, max_length=100, value=_given(item.get("name")))
         if name and name.casefold() in names:
             f.fail(f"{at}.name", Message("Twee tafels hebben deze naam.", "Two tables have this name."))
         names.add((name or "").casefold())
@@ -76,10 +82,10 @@ def _read(payload: dict, current: list[ThemeTable]) -> tuple[list[ThemeTable], s
             f.fail(f"{at}.capacity", "between", minimum=1, maximum=MAX_TABLE_CAPACITY)
         tables.append(ThemeTable(
             id=table_id or secrets.token_urlsafe(6), name=name or "", capacity=capacity,
-            description=f.text(f"{at}.description", max_length=300, value=item.get("description") or ""),
+            description=f.text(f"{at}.description", max_length=300, value=_given(item.get("description"))),
             moderator_name=f.text(f"{at}.moderator.name", max_length=200, person=True,
-                                  value=moderator.get("name") or ""),
-            moderator_email=f.email(f"{at}.moderator.email", value=moderator.get("email") or "")))
+                                  value=_given(moderator.get("name"))),
+            moderator_email=f.email(f"{at}.moderator.email", value=_given(moderator.get("email")))))
     change_until = f.moment("change_until") if "change_until" in payload else None
     f.check()
     return tables, (clock.to_storage(change_until) if change_until else None)
@@ -161,6 +167,15 @@ def lists(meetup_id: str, lang: str = "nl") -> dict:
                     "people": [row(p) for p in people if p.table_id == t.id]} for t in tables_of(meetup)],
         "no_table": [row(p) for p in people if p.table_id not in known],
     }
+
+
+def read_list_query(params: dict) -> tuple[str, str]:
+    """`?format=json|csv` and `?separator=;|,` of the lists; anything else is a 422 naming it."""
+    f = Fields(dict(params))
+    fmt = f.choice("format", ("json", "csv"), default="json")
+    separator = f.choice("separator", (";", ","), default=";")
+    f.check()
+    return fmt, separator
 
 
 def lists_csv(meetup_id: str, lang: str = "nl", separator: str = ";") -> str:

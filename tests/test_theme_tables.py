@@ -356,3 +356,10 @@ def test_a_moderator_s_list_carries_the_youth_council_s_approved_ideas_of_the_pr
     reminders.run()
     sent = messages_to(body["tables"][0]["moderator"]["email"])
     assert len(sent) == 1 and title in text_of(sent[0]) and "Nog niet goedgekeurd" not in text_of(sent[0])
+
+
+@pytest.mark.parametrize("bad_id", [{}, [], 5, True])
+def test_a_table_id_that_is_not_text_is_422_not_a_500(client, admin_headers, bad_id):
+    meetup = make_meetup()
+    answer = put_tables(client, admin_headers, meetup.id, {"tables": [{"id": bad_id, "name": "A", "capacity": 1}]})
+    assert answer.status_code == 422 and "tables[0].id" in answer.json_body["fields"]

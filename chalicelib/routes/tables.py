@@ -22,9 +22,8 @@ def set_tables(meetup_id):
 @admin_route("/admin/meetups/{meetup_id}/tables", methods=["GET"])
 def table_lists(meetup_id):
     request = bp.current_request
-    params = request.query_params or {}
-    if params.get("format") == "csv":
-        separator = "," if params.get("separator") == "," else ";"
+    fmt, separator = theme_tables.read_list_query(request.query_params or {})
+    if fmt == "csv":
         return _csv(theme_tables.lists_csv(meetup_id, language(request), separator), f"tafels-{meetup_id}.csv")
     return json_response(theme_tables.lists(meetup_id, language(request)))
 
