@@ -592,7 +592,9 @@ def test_the_run_reads_only_the_activity_log_organisers_and_meetups(client, admi
     operations = {op for op, _ in calls}
     tables = {table.rsplit("-", 1)[-1] for _, table in calls}
     assert "Scan" not in operations
-    assert tables <= {"organisers", "activity", "meetups"}, calls
+    # Besides those, one key read per organiser: whether SES suppressed the address.
+    assert tables <= {"organisers", "activity", "meetups", "suppressions"}, calls
+    assert {op for op, table in calls if table.endswith("-suppressions")} <= {"GetItem", "BatchGetItem"}
     assert {"activity", "organisers", "meetups"} <= tables
 
 
