@@ -70,7 +70,7 @@ def _read(payload: dict, current: list[ThemeTable]) -> tuple[list[ThemeTable], s
         if name and name.casefold() in names:
             f.fail(f"{at}.name", Message("Twee tafels hebben deze naam.", "Two tables have this name."))
         names.add((name or "").casefold())
-        moderator = item.get("moderator") or {}
+        moderator = {} if item.get("moderator") is None else item["moderator"]
         if not isinstance(moderator, dict) or set(moderator) - {"name", "email"}:
             f.fail(f"{at}.moderator", Message("De moderator heeft alleen name en email.",
                                               "The moderator has only name and email."))
