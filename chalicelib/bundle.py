@@ -15,7 +15,7 @@ import io
 
 from chalicelib import catalogue, clock, outcomes, youth
 from chalicelib.messages import Message
-from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, Registration, storage_errors
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration, storage_errors
 from chalicelib.validation import Fields
 
 FORMATS = ("html", "pdf", "json", "csv")
@@ -57,8 +57,7 @@ def _date(value: str) -> str:
 
 
 def collect(province: str | None = None) -> dict:
-    with storage_errors():
-        meetups = [m for m in Meetup.by_start.query(TOUR_LISTING) if m.state != "cancelled"]
+    meetups = [m for m in catalogue.tour() if m.state != "cancelled"]
     by_id = {m.id: m for m in meetups}
     chains: dict[str, list[Meetup]] = {}
     for meetup in meetups:  # oldest first: the index is by start

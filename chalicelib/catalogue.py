@@ -161,8 +161,16 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
             found = load_many([key.id for key in Meetup.by_province.query(normalise_province(province),
                                                                           range_condition)])
         else:
-            found = list(Meetup.by_start.query(TOUR_LISTING, range_condition))
+            found = tour(range_condition)
     return [m for m in found if kind is None or m.kind == kind]
+
+
+def tour(range_condition=None) -> list[Meetup]:
+    """The tour's meetups by start time (optionally a range of start times): the keys from the
+    `by_start` index, which projects keys only, then the items with BatchGetItem."""
+    with storage_errors():
+        ids = [key.id for key in Meetup.by_start.query(TOUR_LISTING, range_condition)]
+    return load_many(ids) if ids else []
 
 
 def find_calendar(*, province: str | None = None, meetup_id: str | None = None) -> list[Meetup]:

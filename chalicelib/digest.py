@@ -34,7 +34,7 @@ failed digest is better recomposed at the next firing (with what changed since) 
 stale. The outbox would need the claim and the queued message in one transaction for nothing.
 
 Cost grows with the changes, not the data: one run reads the activity log (written in the same
-transaction as every roster change, partitioned by UTC day, sorted by time) once, only the days
+transaction as every roster change, partitioned by UTC day and shard, sorted by time) once, only the days
 and the time range the due organisers need, plus one Query for the organisers (by frequency)
 and one for the tour's meetups (seats, next sessions); it filters per organiser in memory. It
 never reads the registrations.
@@ -54,7 +54,7 @@ from chalicelib import catalogue, clock, leases, rendering, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
 from chalicelib.messages import Message
-from chalicelib.models import Activity, Meetup, Organiser, storage_errors
+from chalicelib.models import Activity, Meetup, Organiser, activity_partitions, storage_errors
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -343,7 +343,9 @@ class ActivityWindow:
                     condition = Activity.sk < until
                 else:
                     condition = None
-                for item in Activity.query(day.isoformat(), condition, consistent_read=True):
+                found = [item for partition in activity_partitions(day.isoformat())
+                         for item in Activity.query(partition, condition, consistent_read=True)]
+                for item in sorted(found, key=lambda a: a.sk):  # the day's shards, merged by time
                     if since <= item.sk < until:  # `between` includes its upper end
                         yield Change(item.sk, item.type, item.meetup_id, item.province, item.details or {})
                 day += timedelta(days=1)
@@ -502,7 +504,7 @@ def run(now: datetime | None = None, *, backend=None, time_budget: float = SCHED
     window = ActivityWindow(cutoff)
     window.cover(max(oldest, min(_stamp_of(o.covered_until) for o, _ in due)))
     with storage_errors():
-        meetups = catalogue.find_meetups()  # one Query of the tour listing
+        meetups = catalogue.find_meetups()  # the tour listing: one Query of its keys, one BatchGetItem
     tour = Tour(meetups)
 
     consecutive_failures = 0

@@ -31,7 +31,7 @@ from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (Activity, AuditEntry, Handover, Meetup, OutboxMessage,
+from chalicelib.models import (activity_keys, Activity, AuditEntry, Handover, Meetup, OutboxMessage,
                                Registration, Transaction, TransactionCancelled, retry_pause, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
@@ -218,7 +218,7 @@ def _entry(now: datetime, actor: str, action: str, note: str | None = None) -> A
 
 def _activity(handover: Handover, outgoing: Meetup, follow_up: Meetup, now: datetime) -> Activity:
     return Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="handover",
+        **activity_keys(now), type="handover",
         meetup_id=outgoing.id, province=outgoing.province,
         details={"from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id, "from_city": outgoing.city,
                  "to_city": follow_up.city, "handover_id": handover.id, "to_starts_at": follow_up.starts_at},

@@ -6,7 +6,6 @@ activity record the digest counts), in one transaction conditioned on it being t
 from __future__ import annotations
 
 import enum
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,7 +14,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
-from chalicelib.models import (REGISTRATION_PREFIX, Activity, Meetup, Registration, Transaction,
+from chalicelib.models import (activity_keys, REGISTRATION_PREFIX, Activity, Meetup, Registration, Transaction,
                                TransactionCancelled, storage_errors)
 from chalicelib.observability import logger
 
@@ -44,8 +43,11 @@ class Visit:
 
 def join_url(registration: Registration, expires: datetime) -> str:
     """The personal link put in emails (valid until `expires`, as the registration's other links)."""
-    token = tokens.sign(JOIN_PURPOSE, registration.meetup_id, registration.id, expires=expires)
-    return f"{get_settings().public_base_url}/join/{token}"
+    return get_settings().public_base_url + join_path(registration, expires)
+
+
+def join_path(registration: Registration, expires: datetime) -> str:
+    return f"/join/{tokens.sign(JOIN_PURPOSE, registration.meetup_id, registration.id, expires=expires)}"
 
 
 def door(registration: Registration, meetup: Meetup, now: datetime) -> Door:
@@ -93,7 +95,7 @@ def _record_first_click(registration: Registration, meetup: Meetup, now: datetim
     tx.update("registration", registration, [Registration.joined_at.set(clock.to_storage(now))],
               Registration.joined_at.does_not_exist() & (Registration.status == "confirmed"))
     tx.put("activity", Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="joined",
+        **activity_keys(now), type="joined",
         meetup_id=meetup.id, province=meetup.province,
         details={"registration_id": registration.id, "role": registration.role},
         expires_at=now + get_settings().retention))

@@ -141,6 +141,30 @@ def set_plain_header(message: EmailMessage, name: str, value: str) -> None:
     message.set_raw(name, value)
 
 
+def _is_link_key(key: str) -> bool:
+    return key == "url" or key.endswith("_url") or key.endswith("_link")
+
+
+def absolute_links(context):
+    """Queued mail keeps its links as paths ("/registrations/<token>"): the outbox item stays
+    under 1 KB (a transactional write of more costs twice the write units), and the base URL is
+    the one configured when the mail is composed. Links given whole are left as they are."""
+    if isinstance(context, dict):
+        base = None
+        out = {}
+        for key, value in context.items():
+            if isinstance(value, str) and _is_link_key(key) and value.startswith("/") and not value.startswith("//"):
+                base = base or get_settings().public_base_url
+                value = base + value
+            elif isinstance(value, (dict, list)):
+                value = absolute_links(value)
+            out[key] = value
+        return out
+    if isinstance(context, list):
+        return [absolute_links(value) for value in context]
+    return context
+
+
 def compose(template: str, language: str, recipient: str, context: dict, *,
             message_id: str | None = None) -> EmailMessage:
     """One email of kind `template` (see TEMPLATES) in `language` ("nl" default, "en").
@@ -149,6 +173,7 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     `message_id` (e.g. the outbox id) keeps the Message-ID stable across retries."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
+    context = absolute_links(context)
     lang = language if language in LANGUAGES else "nl"
     env = rendering.environment()
     # with_place: the email gives a confirmed place (join link, invitation).

@@ -16,9 +16,9 @@ import sys
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock
+from chalicelib import catalogue, clock
 from chalicelib.config import get_settings
-from chalicelib.models import (REGISTRATION_PREFIX, TOUR_LISTING, WAITLIST_KEY, WAITLIST_PREFIX, LegacyWaitlist,
+from chalicelib.models import (REGISTRATION_PREFIX, WAITLIST_KEY, WAITLIST_PREFIX, LegacyWaitlist,
                                Meetup, Registration, Transaction, WaitlistEntry, ticket_key)
 from chalicelib.observability import logger
 
@@ -58,7 +58,7 @@ def migrate_meetup(meetup: Meetup) -> int:
 def migrate_all() -> dict[str, int]:
     """Every meetup of the tour (the `by_start` listing index); returns {meetup id: people moved}."""
     moved = {}
-    for meetup in Meetup.by_start.query(TOUR_LISTING):
+    for meetup in catalogue.tour():
         count = migrate_meetup(meetup)
         if count:
             moved[meetup.id] = count

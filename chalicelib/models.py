@@ -2,6 +2,8 @@
 themselves are defined once, in infra/resources.json (a test checks the two agree)."""
 from __future__ import annotations
 
+import json
+
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
@@ -22,6 +24,21 @@ class _Meta:
     max_retry_attempts = 3
 
 
+class CompactJSONAttribute(JSONAttribute):
+    """JSON without spaces, letters as they are (a "ë" is 2 bytes, not 6): a transactional write
+    costs 2 units per started KB, and the outbox message of a sign-up sits close to 1 KB."""
+
+    def serialize(self, value):
+        if value is None:
+            return None
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        try:
+            encoded.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (refused at the door): escaped, as before
+            encoded = json.dumps(value, separators=(",", ":"))
+        return encoded
+
+
 def _meta(suffix: str) -> type:
     return type("Meta", (_Meta,), {"table_name": _settings.table_name(suffix)})
 
@@ -34,7 +51,10 @@ def _index_meta(name: str, projection=None) -> type:
 # --- meetups ---------------------------------------------------------------------------------
 
 class MeetupsByStart(GlobalSecondaryIndex):
-    Meta = _index_meta("by_start")
+    """The tour by start time, keys only: a sign-up changes a meetup's counters, and a projected
+    counter would copy every sign-up in the country into this index's one `tour` partition.
+    Readers take the items themselves with one BatchGetItem (catalogue.tour)."""
+    Meta = _index_meta("by_start", KeysOnlyProjection())
     listing = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
 
@@ -52,10 +72,9 @@ class MeetupsByChain(GlobalSecondaryIndex):
 
 
 TOUR_LISTING = "tour"  # every meetup sits in this one partition of `by_start`: the tour is small
-# Every sign-up updates a meetup's counters, and each index that projects them gets a copy of
-# every such write. Only the tour listing (`by_start`, read by the public listing and every
-# digest run) holds whole items; the others hold keys, and their readers fetch the items with
-# one BatchGetItem.
+# Every sign-up updates a meetup's counters. No index projects them (they all hold keys only),
+# so a sign-up writes no index copy of the meetup: the readers fetch the items with one
+# BatchGetItem.
 
 
 class ThemeTable(MapAttribute):
@@ -261,19 +280,52 @@ class ErasureRecord(Model):
 
 # --- activity log (read by the digest, by time) -------------------------------------------------
 
+# A day's changes are spread over this many partitions (`<day>#<shard>`), the shard taken from
+# the record's random suffix: one partition takes 1,000 write units/s, so a single day key would
+# cap the country at about 500 changes/s (a change is a transactional write, 2 units).
+ACTIVITY_SHARDS = 8
+
+
+def activity_keys(now) -> dict:
+    """The keys of a new activity record written at `now`: {"day": "<UTC day>#<shard>", "sk"}."""
+    import secrets
+    from chalicelib import clock
+    suffix = secrets.token_hex(4)
+    return {"day": f"{now.strftime('%Y-%m-%d')}#{int(suffix, 16) % ACTIVITY_SHARDS}",
+            "sk": f"{clock.stamp(now)}#{suffix}"}
+
+
+def activity_partitions(day: str) -> list[str]:
+    """Every partition of one UTC day ("YYYY-MM-DD"): a reader of a day queries them all."""
+    return [f"{day}#{shard}" for shard in range(ACTIVITY_SHARDS)]
+
+
 class Activity(Model):
-    """One change, written in the same transaction as the change. Partitioned by UTC day."""
+    """One change, written in the same transaction as the change. Partitioned by UTC day and
+    shard (activity_keys); sorted by time within a partition."""
     Meta = _meta("activity")
-    day = UnicodeAttribute(hash_key=True)
+    day = UnicodeAttribute(hash_key=True)  # "<UTC day>#<shard>"
     sk = UnicodeAttribute(range_key=True)  # <stamp>#<id>
     type = UnicodeAttribute()
     meetup_id = UnicodeAttribute()
     province = UnicodeAttribute(null=True)
-    details = JSONAttribute(default=dict)
+    details = CompactJSONAttribute(default=dict)
     expires_at = TTLAttribute(null=True)
 
 
 # --- mail outbox ------------------------------------------------------------------------------
+
+# Pending messages are spread over this many `due` values of the sparse `by_due` index (by their
+# id): one value would be one partition taking every queued message of the country (1,000 index
+# writes/s, and each message is written into it and removed from it).
+OUTBOX_DUE_SHARDS = 8
+OUTBOX_DUE_KEYS = tuple(f"due#{shard}" for shard in range(OUTBOX_DUE_SHARDS))
+
+
+def outbox_due_key(message_id: str) -> str:
+    """The `due` value of a pending message: its shard of `by_due`, fixed by its id."""
+    import zlib
+    return OUTBOX_DUE_KEYS[zlib.crc32(message_id.encode()) % OUTBOX_DUE_SHARDS]
 
 class OutboxByDue(GlobalSecondaryIndex):
     Meta = _index_meta("by_due", KeysOnlyProjection())  # keys only: a message's body is not copied
@@ -292,7 +344,7 @@ class OutboxMessage(Model):
     Meta = _meta("outbox")
     id = UnicodeAttribute(hash_key=True)
     state = UnicodeAttribute(default="pending")  # pending | sending | sent | failed | suppressed
-    due = UnicodeAttribute(null=True)  # set while pending: keeps `by_due` sparse
+    due = UnicodeAttribute(null=True)  # outbox_due_key(id) while pending: keeps `by_due` sparse
     next_attempt_at = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
@@ -300,7 +352,7 @@ class OutboxMessage(Model):
     recipient_hash = UnicodeAttribute(null=True)
     template = UnicodeAttribute()
     language = UnicodeAttribute(default="nl")
-    context = JSONAttribute(default=dict)
+    context = CompactJSONAttribute(default=dict)
     last_error = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     sent_at = UnicodeAttribute(null=True)

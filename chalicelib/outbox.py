@@ -38,11 +38,10 @@ from pynamodb.exceptions import PynamoDBException, UpdateError
 
 from chalicelib import clock, leases, mail, messages
 from chalicelib.config import get_settings
-from chalicelib.models import OutboxByDue, OutboxMessage
+from chalicelib.models import OUTBOX_DUE_KEYS, OutboxByDue, OutboxMessage, outbox_due_key
 from chalicelib.observability import logger
 from chalicelib.privacy import address_hash
 
-DUE = "due"
 GRACE = timedelta(minutes=2)
 SAFETY_MARGIN = timedelta(seconds=30)  # a message this close to its grace's end is claimed first
 LEASE = timedelta(minutes=5)
@@ -69,7 +68,8 @@ def message(recipient: str, template: str, language: str, context: dict, *,
     if template not in mail.TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     now = now or clock.now()
-    return OutboxMessage(id=message_id or new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
+    message_id = message_id or new_id()
+    return OutboxMessage(id=message_id, state="pending", due=outbox_due_key(message_id), next_attempt_at=clock.stamp(now + GRACE),
                          attempts=0, recipient=recipient, recipient_hash=address_hash(recipient), template=template,
                          language=language if language in mail.LANGUAGES else "nl",
                          context=context, created_at=clock.stamp(now))
@@ -165,7 +165,7 @@ def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime
         logger.error("outbox message given up", extra=_log_extra(msg, error=error))
     else:
         delay = max(backoff(attempts), THROTTLE_BACKOFF) if throttled else backoff(attempts)
-        actions += [OutboxMessage.state.set("pending"), OutboxMessage.due.set(DUE),
+        actions += [OutboxMessage.state.set("pending"), OutboxMessage.due.set(outbox_due_key(msg.id)),
                     OutboxMessage.next_attempt_at.set(clock.stamp(now + delay))]
         logger.warning("outbox message not delivered; will retry",
                        extra=_log_extra(msg, error=error, throttled=throttled,
@@ -415,10 +415,19 @@ def _claim(msg: OutboxMessage, now: datetime) -> str | None:
 def backlog_age_seconds(now: datetime | None = None) -> float:
     """How long the oldest due message has been due (0 when none is): one Query of `by_due`."""
     now = now or clock.now()
-    oldest = next(iter(OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= clock.stamp(now), limit=1)), None)
-    if oldest is None:
+    oldest = due_keys(clock.stamp(now), 1)
+    if not oldest:
         return 0.0
-    return max(0.0, (now - clock.from_storage(oldest.next_attempt_at)).total_seconds())
+    return max(0.0, (now - clock.from_storage(oldest[0].next_attempt_at)).total_seconds())
+
+
+def due_keys(cutoff: str, limit: int) -> list:
+    """The `limit` messages due longest (next attempt at or before `cutoff`), over every shard of
+    `by_due`: one Query per shard, each oldest first."""
+    found = []
+    for key in OUTBOX_DUE_KEYS:
+        found += OutboxMessage.by_due.query(key, OutboxByDue.next_attempt_at <= cutoff, limit=limit)
+    return sorted(found, key=lambda k: (k.next_attempt_at, k.id))[:limit]
 
 
 def deliver_due(limit: int = 100, *, now: datetime | None = None,
@@ -430,7 +439,7 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
     result = {"sent": 0, "failed": 0}
     cutoff = clock.stamp(fixed_now or clock.now())
     consecutive_failures = 0
-    due_ids = [key.id for key in OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= cutoff, limit=limit)]
+    due_ids = [key.id for key in due_keys(cutoff, limit)]
     due = {msg.id: msg for msg in OutboxMessage.batch_get(due_ids, consistent_read=True)} if due_ids else {}
     blocked = suppressed_ids(due.values())
     for msg in (due[i] for i in due_ids if i in due):

@@ -30,7 +30,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import LINK_INVALID, Message
 from chalicelib.models import (CONFIG_PARTITION, OUTCOME_AUDIT_PREFIX, OUTCOME_ITEM_PREFIX, OUTCOME_STATE_KEY,
-                               TAGS_KEY, TOUR_LISTING, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
+                               TAGS_KEY, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
                                OutcomeState, TagList, Transaction, TransactionCancelled, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields, FormBody
@@ -421,8 +421,8 @@ def send_links(now: datetime | None = None) -> dict:
     from chalicelib import outbox, youth
     now = now or clock.now()
     with storage_errors():
-        recent = list(Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at.between(
-            clock.to_storage(now - LINKS_LOOKBACK), clock.to_storage(now))))
+        recent = catalogue.tour(MeetupsByStart.starts_at.between(
+            clock.to_storage(now - LINKS_LOOKBACK), clock.to_storage(now)))
     result = {"meetups": 0, "queued": 0}
     for meetup in recent:
         if meetup.state == "cancelled" or meetup.ends_at > clock.to_storage(now):

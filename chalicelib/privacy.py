@@ -29,11 +29,12 @@ from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
-from chalicelib import clock, messages
+from chalicelib import catalogue, clock, messages
 from chalicelib.config import get_settings
-from chalicelib.models import (ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, TOUR_LISTING, Activity, EmailGuard,
+from chalicelib.models import (ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard,
                                ErasureRecord, Meetup, MeetupsByStart, OutboxMessage, Organiser, Registration,
-                               RegistrationsByErasure, Transaction, TransactionCancelled, storage_errors)
+                               RegistrationsByErasure, Transaction, TransactionCancelled, activity_partitions,
+                               storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -267,8 +268,8 @@ def _activity_of(registration: Registration) -> list[Activity]:
                                             registration.cancelled_at) if value})
     found = []
     with storage_errors():
-        for day in days:
-            found += [item for item in Activity.query(day, consistent_read=True)
+        for partition in (p for day in days for p in activity_partitions(day)):
+            found += [item for item in Activity.query(partition, consistent_read=True)
                       if (item.details or {}).get("registration_id") == registration.id]
     return found
 
@@ -417,7 +418,7 @@ def _erase_host(email_hash: str) -> int:
     """The tour is small and read whole by its listing index (a Query): hosts are found there."""
     count = 0
     with storage_errors():
-        for meetup in Meetup.by_start.query(TOUR_LISTING):
+        for meetup in catalogue.tour():
             if meetup.host_email and address_hash(meetup.host_email) == email_hash:
                 try:
                     meetup.update(actions=[Meetup.host_email.remove()],
@@ -457,7 +458,7 @@ def run_retention(now: datetime | None = None, *, time_budget: float = JOB_TIME_
 def _erase_ended_meetups(cutoff: datetime, now: datetime, result: dict, out_of_time) -> None:
     cutoff_stamp = clock.to_storage(cutoff)
     with storage_errors():
-        ended = [m for m in Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at <= cutoff_stamp)
+        ended = [m for m in catalogue.tour(MeetupsByStart.starts_at <= cutoff_stamp)
                  if m.ends_at <= cutoff_stamp and not m.personal_data_erased_at]
     for meetup in ended:
         if out_of_time():
@@ -533,7 +534,8 @@ def _expire_activity(cutoff: datetime, result: dict, out_of_time, lookback_days:
             return
         day = (cutoff - timedelta(days=back)).strftime("%Y-%m-%d")
         with storage_errors():
-            expired = list(Activity.query(day, Activity.sk < cutoff_stamp, attributes_to_get=["day", "sk"]))
+            expired = [item for partition in activity_partitions(day)
+                       for item in Activity.query(partition, Activity.sk < cutoff_stamp, attributes_to_get=["day", "sk"])]
             if not expired:
                 continue
             with Activity.batch_write() as batch:
@@ -552,7 +554,7 @@ def backfill(now: datetime | None = None) -> dict:
     now = now or clock.now()
     counts = {"registrations": 0, "organisers": 0}
     with storage_errors():
-        for meetup in Meetup.by_start.query(TOUR_LISTING):
+        for meetup in catalogue.tour():
             for registration in Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX)):
                 if registration.erased_at or not registration.email or registration.email_hash:
                     continue

@@ -38,7 +38,7 @@ from chalicelib import catalogue, clock, joining, messages, theme_tables, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
+from chalicelib.models import (activity_keys, DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
                                WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration,
                                Transaction, TransactionCancelled, WaitlistEntry, retry_pause, storage_errors,
                                ticket_key)
@@ -118,8 +118,12 @@ def manage_token(registration: Registration, meetup_ends_at: str) -> str:
                        expires=link_expiry(meetup_ends_at))
 
 
+def manage_path(registration: Registration, meetup_ends_at: str) -> str:
+    return f"/registrations/{manage_token(registration, meetup_ends_at)}"
+
+
 def manage_url(registration: Registration, meetup_ends_at: str) -> str:
-    return f"{get_settings().public_base_url}/registrations/{manage_token(registration, meetup_ends_at)}"
+    return get_settings().public_base_url + manage_path(registration, meetup_ends_at)
 
 
 def view(registration: Registration, position: int | None = None, *, full: bool = True) -> dict:
@@ -345,7 +349,7 @@ def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str |
 
 def _activity(kind: str, meetup: Meetup, registration: Registration, now, **details) -> Activity:
     return Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type=kind,
+        **activity_keys(now), type=kind,
         meetup_id=meetup.id, province=meetup.province,
         details={"registration_id": registration.id, "name": registration.name, "role": registration.role,
                  "organisation": registration.organisation, **details},
@@ -354,19 +358,19 @@ def _activity(kind: str, meetup: Meetup, registration: Registration, now, **deta
 
 def _mail(template: str, meetup: Meetup, registration: Registration, position: int | None = None) -> OutboxMessage:
     from chalicelib import outbox
-    base = get_settings().public_base_url
+    # Links as paths: mail.compose adds the base when the email is written (keeps the item < 1 KB).
     context = {
         "name": registration.name, "registration_id": registration.id, "status": registration.status,
-        "waitlist_position": position, "manage_url": manage_url(registration, meetup.ends_at),
+        "waitlist_position": position, "manage_url": manage_path(registration, meetup.ends_at),
         # The waitlisted email's position is composed again when it is sent (`position_for_mail`).
         "waitlist_ticket": int(registration.waitlist_ticket) if registration.status == "waitlisted"
         and registration.waitlist_ticket else None,
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                    "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
                    "sequence": int(meetup.calendar_sequence or 0),
-                   "url": f"{base}/meetups/{meetup.id}", "tour_url": f"{base}/meetups"},
+                   "url": f"/meetups/{meetup.id}", "tour_url": "/meetups"},
         # The personal join link, never the meetup's join_url (an admin may change that at will).
-        "join_link": (joining.join_url(registration, link_expiry(meetup.ends_at)) if meetup.mode == "online"
+        "join_link": (joining.join_path(registration, link_expiry(meetup.ends_at)) if meetup.mode == "online"
                       else None),
     }
     return outbox.message(registration.email, template, registration.language or "nl", context)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from chalicelib import clock
+from chalicelib import catalogue, clock
 from chalicelib.config import MAX_REMINDER_OFFSET, get_settings
-from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, MeetupsByStart, Registration, storage_errors
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, MeetupsByStart, Registration, storage_errors
 from chalicelib.observability import logger
 
 WAITLIST_NOTICE_OFFSET = 24 * 60  # "the day before"
@@ -43,8 +43,7 @@ def run(now: datetime | None = None) -> dict:
     now = now or clock.now()
     horizon = now + timedelta(minutes=MAX_REMINDER_OFFSET)
     with storage_errors():
-        coming = list(Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at.between(
-            clock.to_storage(now), clock.to_storage(horizon))))
+        coming = catalogue.tour(MeetupsByStart.starts_at.between(clock.to_storage(now), clock.to_storage(horizon)))
     result = {"meetups": 0, "queued": 0, "table_lists": 0}
     for listed in coming:
         if listed.tables and _day_before(listed, now):
@@ -53,8 +52,7 @@ def run(now: datetime | None = None) -> dict:
             result["table_lists"] += theme_tables.send_lists(listed)
         if not due(listed, now):
             continue
-        from chalicelib import catalogue
-        meetup = catalogue.load(listed.id, consistent=True)  # the index holds no reminder fields
+        meetup = catalogue.load(listed.id, consistent=True)  # its latest reminders_done
         for who, offset in due(meetup, now):
             result["queued"] += _send(meetup, who, offset, now)
             _mark_done(meetup, f"{who}:{offset}")

@@ -18,10 +18,9 @@ from dataclasses import dataclass
 from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
-from chalicelib.models import OutboxMessage
+from chalicelib.models import OutboxMessage, outbox_due_key
 from chalicelib.observability import logger
 
-DUE = "due"
 
 
 @dataclass(frozen=True)
@@ -84,7 +83,7 @@ def requeue(ids: list[str], now=None) -> dict[str, int]:
     for message_id in ids:
         try:
             OutboxMessage(id=message_id).update(
-                actions=[OutboxMessage.state.set("pending"), OutboxMessage.due.set(DUE),
+                actions=[OutboxMessage.state.set("pending"), OutboxMessage.due.set(outbox_due_key(message_id)),
                          OutboxMessage.next_attempt_at.set(clock.stamp(now)), OutboxMessage.lease_until.remove()],
                 condition=OutboxMessage.id.exists() & OutboxMessage.state.is_in("pending", "sending"))
             counts["requeued"] += 1
