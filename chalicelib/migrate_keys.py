@@ -3,7 +3,10 @@
 - activity records kept under a bare UTC day (`2027-04-12`) move to `2027-04-12#<shard>`
   (models.activity_keys), the shard taken from the record's own random suffix;
 - pending outbox messages whose `due` is the old single value `due` get their shard
-  (models.outbox_due_key), so the retry job, which queries the shards, finds them.
+  (models.outbox_due_key), so the retry job, which queries the shards, finds them;
+- a meetup's address guards (`E#`), line entries (`W#`) and departures (`D#`), once kept in the
+  meetup's own partition with its registrations, move to their own partitions
+  (models.guard_partition, models.line_partition).
 
     python -m chalicelib.migrate_keys      # `make run` applies it at start (devtools/run.py)
 
@@ -23,7 +26,10 @@ from chalicelib.config import get_settings
 from pynamodb.exceptions import UpdateError
 
 from chalicelib.leases import is_condition_failure
-from chalicelib.models import ACTIVITY_SHARDS, Activity, OutboxMessage, outbox_due_key, storage_errors
+from chalicelib import catalogue
+from chalicelib.models import (ACTIVITY_SHARDS, DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, WAITLIST_PREFIX, Activity,
+                               Departure, EmailGuard, OutboxMessage, WaitlistEntry, guard_partition, line_partition,
+                               outbox_due_key, storage_errors)
 
 LEGACY_DUE = "due"
 LOOKBACK_MARGIN_DAYS = 14  # beyond the retention period: records the TTL has not removed yet
@@ -71,8 +77,30 @@ def migrate_outbox() -> int:
     return moved
 
 
+def migrate_meetup_partitions(meetup_id: str) -> int:
+    """Moves one meetup's guards, line entries and departures to their partitions; returns how many."""
+    moved = 0
+    with storage_errors():
+        for model, prefix, partition in ((EmailGuard, EMAIL_GUARD_PREFIX, guard_partition(meetup_id)),
+                                         (WaitlistEntry, WAITLIST_PREFIX, line_partition(meetup_id)),
+                                         (Departure, DEPARTURE_PREFIX, line_partition(meetup_id))):
+            old = list(model.query(meetup_id, model.sk.startswith(prefix), consistent_read=True))
+            if not old:
+                continue
+            with model.batch_write() as batch:
+                for item in old:
+                    values = {name: getattr(item, name) for name in model.get_attributes()}
+                    batch.save(model(**dict(values, meetup_id=partition)))
+            with model.batch_write() as batch:
+                for item in old:
+                    batch.delete(item)
+            moved += len(old)
+    return moved
+
+
 def migrate_all() -> dict[str, int]:
-    return {"activity_records": migrate_activity(), "outbox_messages": migrate_outbox()}
+    return {"activity_records": migrate_activity(), "outbox_messages": migrate_outbox(),
+            "meetup_items": sum(migrate_meetup_partitions(m.id) for m in catalogue.tour())}
 
 
 def main() -> int:

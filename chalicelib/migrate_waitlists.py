@@ -19,7 +19,7 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock
 from chalicelib.config import get_settings
 from chalicelib.models import (REGISTRATION_PREFIX, WAITLIST_KEY, WAITLIST_PREFIX, LegacyWaitlist,
-                               Meetup, Registration, Transaction, WaitlistEntry, ticket_key)
+                               Meetup, Registration, Transaction, WaitlistEntry, line_partition, ticket_key)
 from chalicelib.observability import logger
 
 
@@ -38,7 +38,7 @@ def migrate_meetup(meetup: Meetup) -> int:
     expires = clock.from_storage(meetup.ends_at) + get_settings().retention
     with WaitlistEntry.batch_write() as batch:
         for offset, registration_id in enumerate(line, start=1):
-            batch.save(WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, start + offset),
+            batch.save(WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, start + offset),
                                      registration_id=registration_id, ticket=start + offset, expires_at=expires))
     for offset, registration_id in enumerate(line, start=1):
         waiting[registration_id].update(actions=[Registration.waitlist_ticket.set(start + offset)],

@@ -31,10 +31,10 @@ from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
 
 from chalicelib import catalogue, clock, messages
 from chalicelib.config import get_settings
-from chalicelib.models import (ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard,
+from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard,
                                ErasureRecord, Meetup, MeetupsByStart, OutboxMessage, Organiser, Registration,
                                RegistrationsByErasure, Transaction, TransactionCancelled, activity_partitions,
-                               storage_errors)
+                               guard_partition, storage_errors)
 from chalicelib.observability import logger
 from chalicelib.validation import Fields
 
@@ -204,7 +204,7 @@ def export(token: str) -> dict:
     if registration.email:
         with storage_errors():
             try:
-                found = EmailGuard.get(registration.meetup_id, roster.guard_key(registration.email), consistent_read=True)
+                found = EmailGuard.get(guard_partition(registration.meetup_id), roster.guard_key(registration.email), consistent_read=True)
                 guard = {name: _plain(value) for name, value in found.attribute_values.items()}
             except DoesNotExist:
                 pass
@@ -349,7 +349,7 @@ def _erase_one(registration: Registration, erased: Erased, *, all_mail_of_addres
     tx = Transaction()
     tx.update("registration", registration, _anonymise_actions(stamp), Registration.erased_at.does_not_exist())
     if registration.email:
-        tx.delete("guard", EmailGuard(meetup_id=registration.meetup_id, sk=roster.guard_key(registration.email)),
+        tx.delete("guard", EmailGuard(meetup_id=guard_partition(registration.meetup_id), sk=roster.guard_key(registration.email)),
                   EmailGuard.sk.does_not_exist() | (EmailGuard.registration_id == registration.id))
     try:
         tx.commit()
@@ -471,7 +471,8 @@ def _erase_meetup(meetup: Meetup, now: datetime, result: dict) -> None:
     with storage_errors():
         items = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                         consistent_read=True, filter_condition=Registration.erased_at.does_not_exist()))
-        guards = list(EmailGuard.query(meetup.id, EmailGuard.sk.startswith("E#"), consistent_read=True))
+        guards = list(EmailGuard.query(guard_partition(meetup.id), EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX),
+                                       consistent_read=True))
     for start in range(0, len(items), 25):
         tx = Transaction()
         for registration in items[start:start + 25]:

@@ -38,7 +38,7 @@ from chalicelib import catalogue, clock, joining, messages, theme_tables, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (activity_keys, DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
+from chalicelib.models import (activity_keys, guard_partition, line_partition, DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
                                WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration,
                                Transaction, TransactionCancelled, WaitlistEntry, retry_pause, storage_errors,
                                ticket_key)
@@ -176,7 +176,7 @@ def _read_meetup(meetup_id: str) -> Meetup:
 def _entries(meetup_id: str, limit: int | None = None) -> list[WaitlistEntry]:
     """The first `limit` in line (all without one), first in line first: a consistent Query of `W#`."""
     with storage_errors():
-        return list(WaitlistEntry.query(meetup_id, WaitlistEntry.sk.startswith(WAITLIST_PREFIX),
+        return list(WaitlistEntry.query(line_partition(meetup_id), WaitlistEntry.sk.startswith(WAITLIST_PREFIX),
                                         consistent_read=True, limit=limit, page_size=limit))
 
 
@@ -191,7 +191,7 @@ def _departures_before(meetup_id: str, ticket: int) -> int:
     if ticket <= 1:
         return 0
     with storage_errors():
-        return Departure.count(meetup_id, Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0),
+        return Departure.count(line_partition(meetup_id), Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0),
                                                                ticket_key(DEPARTURE_PREFIX, ticket - 1)),
                                consistent_read=True)
 
@@ -226,7 +226,7 @@ def _positions_of(meetup_id: str, waiting: list[Registration]) -> dict[str, int]
     last = max(int(r.waitlist_ticket) for r in waiting)
     with storage_errors():
         departed = sorted(int(d.sk[len(DEPARTURE_PREFIX):]) for d in Departure.query(
-            meetup_id, Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0), ticket_key(DEPARTURE_PREFIX, last)),
+            line_partition(meetup_id), Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0), ticket_key(DEPARTURE_PREFIX, last)),
             consistent_read=True, attributes_to_get=["meetup_id", "sk"]))
     promoted = int(meetup.waitlist_promoted or 0)
     return {r.id: int(r.waitlist_ticket) - promoted - bisect.bisect_left(departed, int(r.waitlist_ticket))
@@ -250,7 +250,7 @@ def position_for_mail(context: dict) -> dict:
         return context
     with storage_errors():
         try:
-            entry = WaitlistEntry.get(meetup_id, ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
+            entry = WaitlistEntry.get(line_partition(meetup_id), ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
         except DoesNotExist:
             return context
     if entry.registration_id != context.get("registration_id"):
@@ -523,7 +523,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
         follow_up_consent_at=stamp if signup.follow_up_opt_in else None)
     registration.sk = REGISTRATION_PREFIX + registration.id
     expires = clock.from_storage(meetup.ends_at) + get_settings().retention
-    guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
+    guard = EmailGuard(meetup_id=guard_partition(meetup.id), sk=guard_key(signup.email), registration_id=registration.id,
                        expires_at=expires)
 
     if signup.table_id is not None:
@@ -591,7 +591,7 @@ def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, exp
                   unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
                   & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
                   & expected_seq & (Meetup.waitlist_length == length), return_old=True)
-        tx.put("entry", WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, ticket),
+        tx.put("entry", WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, ticket),
                                       registration_id=registration.id, ticket=ticket, expires_at=expires),
                WaitlistEntry.sk.does_not_exist())
         activity, template = "waitlisted", "registration_waitlisted"
@@ -714,9 +714,9 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
             ticket = int(registration.waitlist_ticket or 0)
             if not ticket:
                 raise ServiceUnavailable(messages.TRY_AGAIN)  # a line not yet migrated
-            tx.delete("entry", WaitlistEntry(meetup_id=meetup_id, sk=ticket_key(WAITLIST_PREFIX, ticket)),
+            tx.delete("entry", WaitlistEntry(meetup_id=line_partition(meetup_id), sk=ticket_key(WAITLIST_PREFIX, ticket)),
                       WaitlistEntry.registration_id == registration.id)
-            tx.put("departure", Departure(meetup_id=meetup_id, sk=ticket_key(DEPARTURE_PREFIX, ticket),
+            tx.put("departure", Departure(meetup_id=line_partition(meetup_id), sk=ticket_key(DEPARTURE_PREFIX, ticket),
                                           expires_at=expires))
             tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1)], Meetup.waitlist_length > 0,
                       return_old=True)
@@ -740,7 +740,7 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
                   [Registration.status.set("cancelled"), Registration.cancelled_at.set(stamp),
                    Registration.updated_at.set(stamp), Registration.erase_due.set(ERASURE_DUE),
                    Registration.erase_after.set(clock.to_storage(now + get_settings().retention))], unchanged)
-        tx.delete("guard", EmailGuard(meetup_id=meetup.id, sk=guard_key(registration.email)),
+        tx.delete("guard", EmailGuard(meetup_id=guard_partition(meetup.id), sk=guard_key(registration.email)),
                   EmailGuard.registration_id == registration.id)
         tx.put("activity", _activity("cancelled", meetup, registration, now, was=was))
         if notify:

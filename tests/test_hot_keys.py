@@ -5,8 +5,10 @@ from collections import Counter
 from datetime import timedelta
 
 from chalicelib import catalogue, clock, digest, migrate_keys, outbox, registration
-from chalicelib.models import (ACTIVITY_SHARDS, OUTBOX_DUE_KEYS, OUTBOX_DUE_SHARDS, Activity, Meetup, OutboxMessage,
-                               activity_keys, activity_partitions, outbox_due_key)
+from chalicelib.models import (ACTIVITY_SHARDS, DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, OUTBOX_DUE_KEYS, OUTBOX_DUE_SHARDS,
+                               WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, WaitlistEntry,
+                               activity_keys, activity_partitions, guard_partition, line_partition, outbox_due_key)
+from tests import invariants
 from tests.factories import make_meetup
 
 
@@ -89,11 +91,37 @@ def test_records_under_the_old_national_keys_are_moved_once(empty_tables):
     pending.save()
     assert outbox.due_keys(clock.stamp(now), 100) == []  # the retry job no longer looks there
 
-    assert migrate_keys.migrate_all() == {"activity_records": 5, "outbox_messages": 1}
-    assert migrate_keys.migrate_all() == {"activity_records": 0, "outbox_messages": 0}
+    assert migrate_keys.migrate_all() == {"activity_records": 5, "outbox_messages": 1, "meetup_items": 0}
+    assert migrate_keys.migrate_all() == {"activity_records": 0, "outbox_messages": 0, "meetup_items": 0}
     assert list(Activity.query(day, consistent_read=True)) == []
     moved = [a for p in activity_partitions(day) for a in Activity.query(p, consistent_read=True)]
     assert sorted(a.sk for a in moved) == sorted(r.sk for r in old_records)
     assert all(a.day == f"{day}#{int(a.sk.rsplit('#', 1)[1], 16) % ACTIVITY_SHARDS}" for a in moved)
     assert OutboxMessage.get(pending.id, consistent_read=True).due == outbox_due_key(pending.id)
     assert [k.id for k in outbox.due_keys(clock.stamp(now), 100)] == [pending.id]
+
+
+def test_a_meetups_guards_and_line_have_partitions_of_their_own_and_old_ones_are_moved():
+    meetup = make_meetup(capacity=1)
+    tag = secrets.token_hex(3)
+    people = [registration.sign_up(meetup.id, person(n, tag)) for n in range(4)]
+    registration.cancel_registration(people[2].registration)  # a departure from the line
+    assert list(EmailGuard.query(meetup.id, EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX))) == []
+    assert len(list(EmailGuard.query(guard_partition(meetup.id), EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX)))) == 3
+    assert len(list(WaitlistEntry.query(line_partition(meetup.id), WaitlistEntry.sk.startswith(WAITLIST_PREFIX)))) == 2
+    assert invariants.check(meetup.id)
+
+    # Yesterday's layout: everything in the meetup's own partition.
+    for model, prefix, partition in ((EmailGuard, EMAIL_GUARD_PREFIX, guard_partition(meetup.id)),
+                                     (WaitlistEntry, WAITLIST_PREFIX, line_partition(meetup.id)),
+                                     (Departure, DEPARTURE_PREFIX, line_partition(meetup.id))):
+        for item in model.query(partition, model.sk.startswith(prefix)):
+            model(**dict({n: getattr(item, n) for n in model.get_attributes()}, meetup_id=meetup.id)).save()
+            item.delete()
+    assert migrate_keys.migrate_meetup_partitions(meetup.id) == 3 + 2 + 1
+    assert migrate_keys.migrate_meetup_partitions(meetup.id) == 0
+    _, waiting = invariants.check(meetup.id)
+    assert [r.id for r in waiting] == [people[1].registration.id, people[3].registration.id]
+    assert registration.waitlist_position(registration._load_registration(meetup.id, people[3].registration.id)) == 2
+    again = registration.sign_up(meetup.id, person(0, tag))  # the guard still holds after the move
+    assert not again.created and again.registration.id == people[0].registration.id
