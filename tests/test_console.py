@@ -294,3 +294,5 @@ def test_the_outcomes_overview_shows_each_meetups_state(client):
     assert re.search(rf'data-meetup="{final.id}" data-status="final"', page)
     assert f"/admin/console/meetups/{final.id}/outcomes" in page
     assert "vastgesteld" in page and "Bundel" in page
+    english = get(client, f"/admin/console/meetups/{draft.id}/outcomes?lang=en", cookie).body.decode()
+    assert '<html lang="en">' in english and "Add a condition or solution" in english and "Plenary" in english

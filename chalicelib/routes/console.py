@@ -307,7 +307,8 @@ def _ideas_page(session, *, code=None, status=200, errors=None):
     from chalicelib import youth
     ideas = youth.list_ideas()
     order = {"pending": 0, "approved": 1, "rejected": 2}
-    return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {},
+    revoked = (bp.current_request.query_params or {}).get("revoked") == "1"
+    return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {}, revoked=revoked,
                  ideas=sorted(ideas, key=lambda i: (order.get(i["status"], 3), i["submitted_on"])))
 
 
