@@ -294,5 +294,10 @@ def test_the_outcomes_overview_shows_each_meetups_state(client):
     assert re.search(rf'data-meetup="{final.id}" data-status="final"', page)
     assert f"/admin/console/meetups/{final.id}/outcomes" in page
     assert "vastgesteld" in page and "Bundel" in page
+    bundle = get(client, "/admin/console/bundle?province=Noord-Holland", cookie).body.decode()
+    assert 'id="bundle-console-links"' in bundle and "/admin/console/bundle?province=Noord-Holland&amp;format=pdf" in bundle
+    pdf = client.http.get("/admin/console/bundle?province=Noord-Holland&format=pdf",
+                          headers={"Accept": "text/html,*/*;q=0.8", "Cookie": cookie})  # as a browser's link asks
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf"
     english = get(client, f"/admin/console/meetups/{draft.id}/outcomes?lang=en", cookie).body.decode()
     assert '<html lang="en">' in english and "Add a condition or solution" in english and "Plenary" in english

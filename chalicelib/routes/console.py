@@ -5,13 +5,15 @@ of each meetup (the admin's audited corrections) and the bundle. Each view parse
 the capability's own function (the one the JSON admin route calls) and answers a page; sessions
 and CSRF are chalicelib.console's."""
 import functools
+from urllib.parse import quote
 
 from chalice import Blueprint, Response
 
 from chalicelib import (catalogue, console, digest, handover, messages, outcomes, privacy, registration,
                         rendering, suppression, theme_tables)
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from chalicelib.http import current_base, encodable, html_response, language, parse_body, redirect, routes
+from chalicelib.http import (current_base, encodable, html_response, language, parse_body, redirect, routes,
+                             security_headers)
 from chalicelib.messages import CONSOLE_CSRF
 
 bp = Blueprint(__name__)
@@ -64,7 +66,7 @@ def signed_in(path: str, methods=("GET",)):
 def _csv(body: str, filename: str) -> Response:
     return Response(body=encodable(body), status_code=200,
                     headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-                             "Content-Disposition": f'attachment; filename="{filename}"'})
+                             "Content-Disposition": f'attachment; filename="{filename}"', **security_headers(html=False)})
 
 
 # --- signing in and out ----------------------------------------------------------------------------
@@ -353,10 +355,18 @@ def bundle_page(session):
     found = bundle.collect(province)
     if fmt == "pdf":
         return Response(body=bundle.pdf(found, _lang()), status_code=200, headers={
-            "Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="klassen-bundel.pdf"'})
+            "Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="klassen-bundel.pdf"',
+            **security_headers(html=False)})
     if fmt == "csv":
         return _csv(bundle.to_csv(found).decode("utf-8"), "klassen-bundel.csv")
-    return html_response(bundle.html(found, _lang()))
+    # The printable page as GET /admin/bundle?format=html gives it, with (not printed) the way back
+    # to the console and the downloads.
+    lang = _lang()
+    query = f"province={quote(province)}&" if province else ""
+    return html_response(rendering.render_page(
+        "bundle.html", lang, bundle=found, actor_names=bundle.ACTOR_NAMES, c=console.TEXTS[lang],
+        console_links={"back": f"{PATH}/outcomes{_q(lang)}", "pdf": f"{PATH}/bundle?{query}format=pdf",
+                       "csv": f"{PATH}/bundle?{query}format=csv"}))
 
 
 # --- outcomes -----------------------------------------------------------------------------------------
