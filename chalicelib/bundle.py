@@ -15,7 +15,8 @@ import io
 
 from chalicelib import catalogue, clock, outcomes, youth
 from chalicelib.messages import Message
-from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, Registration, storage_errors
+from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, Registration
+from chalicelib.storage import storage_errors
 from chalicelib.validation import Fields
 
 FORMATS = ("html", "pdf", "json", "csv")

@@ -4,14 +4,15 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import clock, messages
 from chalicelib.config import MAX_REMINDER_OFFSET
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.messages import Message, problem
-from chalicelib.models import TOUR_LISTING, Meetup, storage_errors
+from chalicelib.models import TOUR_LISTING, Meetup
 from chalicelib.observability import logger
+from chalicelib.storage import conditional, storage_errors
 from chalicelib.validation import Fields
 
 KINDS = ("regional", "extra", "follow_up", "final")
@@ -316,14 +317,9 @@ def build_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = Fa
 
 def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False) -> Meetup:
     meetup = build_meetup(payload, meetup_id=meetup_id, demo=demo)
-    with storage_errors():
-        try:
-            meetup.save(condition=Meetup.id.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise Conflict(Message(f"Er is al een meetup met id {meetup.id!r}.", f"A meetup with id {meetup.id!r} exists already."),
-                               code="exists") from exc
-            raise
+    if not conditional(lambda: meetup.save(condition=Meetup.id.does_not_exist())):
+        raise Conflict(Message(f"Er is al een meetup met id {meetup.id!r}.", f"A meetup with id {meetup.id!r} exists already."),
+                       code="exists")
     logger.info("meetup created", extra={"meetup_id": meetup.id, "kind": meetup.kind})
     return meetup
 
@@ -349,13 +345,8 @@ def update_meetup(meetup_id: str, payload: dict, *, actor: str | None = None):
                    for name, value in values.items()]
         if moved:
             actions.append(Meetup.calendar_sequence.add(1))
-        with storage_errors():
-            try:
-                meetup.update(actions=actions, condition=Meetup.id.exists())
-            except UpdateError as exc:
-                if exc.cause_response_code == "ConditionalCheckFailedException":
-                    raise NotFound(messages.meetup_not_found(meetup_id)) from exc
-                raise
+        if not conditional(lambda: meetup.update(actions=actions, condition=Meetup.id.exists())):
+            raise NotFound(messages.meetup_not_found(meetup_id))
     logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
                                          (["capacity"] if capacity is not None else [])})
     job = None

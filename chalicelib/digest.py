@@ -48,14 +48,15 @@ import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import catalogue, clock, leases, rendering, tokens
+from chalicelib import catalogue, clock, rendering, storage, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
 from chalicelib.messages import Message
-from chalicelib.models import Activity, Meetup, Organiser, storage_errors
+from chalicelib.models import Activity, Meetup, Organiser
 from chalicelib.observability import logger
+from chalicelib.storage import conditional, storage_errors
 from chalicelib.validation import Fields
 
 FREQUENCIES = ("daily", "weekly")
@@ -164,12 +165,8 @@ def subscribe(payload: dict, *, now: datetime | None = None) -> tuple[Organiser,
         scope_kind=scope_kind, scope_value=scope_value, frequency=frequency, language=language,
         created_at=clock.stamp(now), covered_until=clock.stamp(now),
         last_period=period_at(frequency, now).id)
-    with storage_errors():
-        try:
-            organiser.save(condition=Organiser.id.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
+    if not conditional(lambda: organiser.save(condition=Organiser.id.does_not_exist())):
+        with storage_errors():
             return Organiser.get(organiser.id, consistent_read=True), False
     logger.info("organiser subscribed", extra={"organiser_id": organiser.id, "scope": scope_kind,
                                                "frequency": frequency})
@@ -195,13 +192,8 @@ def load(organiser_id: str) -> Organiser:
 def remove(organiser_id: str) -> Organiser:
     """An admin removes an organiser: 404 when there is none."""
     organiser = load(organiser_id)
-    with storage_errors():
-        try:
-            organiser.delete(condition=Organiser.id.exists())
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFound(f"No organiser with id {organiser_id!r}") from exc
-            raise
+    if not conditional(lambda: organiser.delete(condition=Organiser.id.exists())):
+        raise NotFound(f"No organiser with id {organiser_id!r}")
     logger.info("organiser removed", extra={"organiser_id": organiser_id})
     return organiser
 
@@ -232,13 +224,8 @@ def find_by_token(token: str) -> Organiser | None:
 def unsubscribe(token: str) -> None:
     """Ends the subscription the link is for; again (or already ended): the same, nothing more."""
     organiser_id, created_at = tokens.verify(UNSUBSCRIBE_PURPOSE, token, 2)
-    with storage_errors():
-        try:
-            Organiser(id=organiser_id).delete(condition=Organiser.created_at == created_at)
-        except DeleteError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return
+    if not conditional(lambda: Organiser(id=organiser_id).delete(condition=Organiser.created_at == created_at)):
+        return
     logger.info("organiser unsubscribed", extra={"organiser_id": organiser_id})
 
 
@@ -391,21 +378,17 @@ class RunResult:
                 "deferred": self.deferred}
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    return leases.is_condition_failure(exc)
-
-
 def _claim(organiser: Organiser, period: Period, now: datetime) -> str | None:
     """Take this organiser's period for this run; the lease end is the claim's token. The
     update refreshes `organiser` with the stored item (covered_until as stored, not as indexed)."""
-    lease = leases.lease_until(now, LEASE)
+    lease = storage.lease_until(now, LEASE)
     p = period.id
-    claimed = leases.claim(
+    claimed = storage.claim(
         organiser, [Organiser.claimed_period.set(p), Organiser.claim_until.set(lease)],
         Organiser.id.exists()
         & (Organiser.last_period.does_not_exist() | (Organiser.last_period != p))
         & (Organiser.claimed_period.does_not_exist() | (Organiser.claimed_period != p)
-           | leases.free(Organiser.claim_until, now)))
+           | storage.free(Organiser.claim_until, now)))
     return lease if claimed else None
 
 
@@ -424,7 +407,7 @@ def _complete(organiser: Organiser, period: Period, lease: str, cutoff: str, sen
         # Unsubscribed meanwhile, or the lease ran out and another run took over.
         logger.warning("digest period not marked done", exc_info=exc,
                        extra={"organiser_id": organiser.id, "period": period.id,
-                              "condition_failed": _is_condition_failure(exc)})
+                              "condition_failed": storage.is_condition_failure(exc)})
 
 
 def _release(organiser: Organiser, period: Period, lease: str) -> None:

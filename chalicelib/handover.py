@@ -25,15 +25,16 @@ import secrets
 import threading
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (Activity, AuditEntry, Handover, Meetup, OutboxMessage,
-                               Registration, Transaction, TransactionCancelled, retry_pause, storage_errors)
+from chalicelib.models import Activity, AuditEntry, Handover, Meetup, OutboxMessage, Registration
 from chalicelib.observability import logger
+from chalicelib.storage import (Transaction, TransactionCancelled, conditional, new_activity, retry_pause,
+                                storage_errors)
 from chalicelib.validation import Fields
 
 PURPOSE = "handover"  # of the signed accept link
@@ -217,12 +218,9 @@ def _entry(now: datetime, actor: str, action: str, note: str | None = None) -> A
 
 
 def _activity(handover: Handover, outgoing: Meetup, follow_up: Meetup, now: datetime) -> Activity:
-    return Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="handover",
-        meetup_id=outgoing.id, province=outgoing.province,
-        details={"from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id, "from_city": outgoing.city,
-                 "to_city": follow_up.city, "handover_id": handover.id, "to_starts_at": follow_up.starts_at},
-        expires_at=now + get_settings().retention)
+    return new_activity("handover", outgoing, now, {
+        "from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id, "from_city": outgoing.city,
+        "to_city": follow_up.city, "handover_id": handover.id, "to_starts_at": follow_up.starts_at})
 
 
 def _meetup_context(meetup: Meetup) -> dict:
@@ -438,17 +436,11 @@ def invitations_page(job, size: int) -> tuple[int, str | None, bool, list[Outbox
 
 def _note_invited(handover: Handover, invited: int) -> None:
     now = clock.now()
-    with storage_errors():
-        try:
-            handover.update(actions=[
-                Handover.invitations_queued.set(invited),
-                Handover.audit.set((Handover.audit | []).append([
-                    _entry(now, SYSTEM, "invited", f"{invited} opted-in participants invited")])),
-            ], condition=Handover.invitations_queued.does_not_exist())
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            # another run noted it first
+    conditional(lambda: handover.update(actions=[  # False: another run noted it first
+        Handover.invitations_queued.set(invited),
+        Handover.audit.set((Handover.audit | []).append([
+            _entry(now, SYSTEM, "invited", f"{invited} opted-in participants invited")])),
+    ], condition=Handover.invitations_queued.does_not_exist()))
     logger.info("follow-up invitations queued", extra={"handover_id": handover.id, "invited": invited})
 
 
@@ -475,15 +467,12 @@ def _taken_place(outgoing: Meetup, now: datetime) -> bool:
 def _transition(handover: Handover, leaving: str, status: str, entries: list[AuditEntry], now: datetime) -> bool:
     """One conditional update: `leaving` -> `status`, its audit entries appended. False when the
     handover was no longer `leaving` (then `handover` holds what it is now)."""
+    if conditional(lambda: handover.update(
+            actions=[Handover.status.set(status), Handover.updated_at.set(clock.to_storage(now)),
+                     Handover.audit.set((Handover.audit | []).append(entries))],
+            condition=(Handover.status == leaving) & (Handover.id == handover.id))):
+        return True
     with storage_errors():
-        try:
-            handover.update(actions=[Handover.status.set(status), Handover.updated_at.set(clock.to_storage(now)),
-                                     Handover.audit.set((Handover.audit | []).append(entries))],
-                            condition=(Handover.status == leaving) & (Handover.id == handover.id))
-            return True
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
         handover.refresh(consistent_read=True)
     return False
 

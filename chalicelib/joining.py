@@ -6,7 +6,6 @@ activity record the digest counts), in one transaction conditioned on it being t
 from __future__ import annotations
 
 import enum
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,9 +14,9 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
-from chalicelib.models import (REGISTRATION_PREFIX, Activity, Meetup, Registration, Transaction,
-                               TransactionCancelled, storage_errors)
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration
 from chalicelib.observability import logger
+from chalicelib.storage import Transaction, TransactionCancelled, new_activity, storage_errors
 
 JOIN_PURPOSE = "join"
 JOIN_OPENS_BEFORE = timedelta(minutes=30)
@@ -92,11 +91,8 @@ def _record_first_click(registration: Registration, meetup: Meetup, now: datetim
     tx = Transaction()
     tx.update("registration", registration, [Registration.joined_at.set(clock.to_storage(now))],
               Registration.joined_at.does_not_exist() & (Registration.status == "confirmed"))
-    tx.put("activity", Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="joined",
-        meetup_id=meetup.id, province=meetup.province,
-        details={"registration_id": registration.id, "role": registration.role},
-        expires_at=now + get_settings().retention))
+    tx.put("activity", new_activity("joined", meetup, now, {"registration_id": registration.id,
+                                                            "role": registration.role}))
     try:
         tx.commit()
     except TransactionCancelled:

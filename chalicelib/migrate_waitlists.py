@@ -19,8 +19,9 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.models import (REGISTRATION_PREFIX, TOUR_LISTING, WAITLIST_KEY, WAITLIST_PREFIX, LegacyWaitlist,
-                               Meetup, Registration, Transaction, WaitlistEntry, ticket_key)
+                               Meetup, Registration, WaitlistEntry, ticket_key)
 from chalicelib.observability import logger
+from chalicelib.storage import Transaction
 
 
 def migrate_meetup(meetup: Meetup) -> int:

@@ -36,11 +36,12 @@ from typing import Iterable
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import clock, leases, mail, messages
+from chalicelib import clock, mail, messages, storage
 from chalicelib.config import get_settings
 from chalicelib.models import OutboxByDue, OutboxMessage
 from chalicelib.observability import logger
 from chalicelib.privacy import address_hash
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, new_outbox_message, retry_pause
 
 DUE = "due"
 GRACE = timedelta(minutes=2)
@@ -69,10 +70,9 @@ def message(recipient: str, template: str, language: str, context: dict, *,
     if template not in mail.TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     now = now or clock.now()
-    return OutboxMessage(id=message_id or new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
-                         attempts=0, recipient=recipient, recipient_hash=address_hash(recipient), template=template,
-                         language=language if language in mail.LANGUAGES else "nl",
-                         context=context, created_at=clock.stamp(now))
+    return new_outbox_message(message_id or new_id(), due=DUE, next_attempt_at=clock.stamp(now + GRACE),
+                              recipient=recipient, recipient_hash=address_hash(recipient), template=template,
+                              language=language if language in mail.LANGUAGES else "nl", context=context, now=now)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -96,9 +96,6 @@ def _log_extra(msg: OutboxMessage, **more) -> dict:
     return {"outbox_id": msg.id, "template": msg.template, "attempts": msg.attempts, **more}
 
 
-_is_condition_failure = leases.is_condition_failure
-
-
 def _forget_personal_data(now: datetime) -> list:
     """A message that is sent or given up keeps no address and no content (names, links)."""
     return [OutboxMessage.recipient.remove(), OutboxMessage.recipient_hash.remove(),
@@ -118,7 +115,7 @@ def _mark_sent(msg: OutboxMessage, condition, now: datetime) -> bool:
     except PynamoDBException as exc:
         # Sent but not recorded: a later run may send it again once its lease/grace is over.
         logger.warning("outbox message sent but not marked sent", exc_info=exc,
-                       extra=_log_extra(msg, condition_failed=_is_condition_failure(exc)))
+                       extra=_log_extra(msg, condition_failed=storage.is_condition_failure(exc)))
         return False
 
 
@@ -150,7 +147,7 @@ def _mark_suppressed(msg: OutboxMessage, condition, now: datetime) -> None:
         logger.info("outbox message suppressed", extra=_log_extra(msg))
     except PynamoDBException as exc:
         logger.warning("outbox message suppressed but not recorded", extra=_log_extra(
-            msg, condition_failed=_is_condition_failure(exc)))
+            msg, condition_failed=storage.is_condition_failure(exc)))
 
 
 def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime) -> None:
@@ -175,7 +172,7 @@ def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime
     except PynamoDBException as update_exc:
         # Not recorded: the message stays due (grace or lease runs out) and is retried anyway.
         logger.warning("outbox failure not recorded", exc_info=update_exc,
-                       extra=_log_extra(msg, condition_failed=_is_condition_failure(update_exc)))
+                       extra=_log_extra(msg, condition_failed=storage.is_condition_failure(update_exc)))
 
 
 def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: mail.Backend | None = None) -> int:
@@ -214,7 +211,6 @@ def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[Outb
     change rather than with it (invitations, notices to many), so that a re-run sends nobody a
     second one."""
     from chalicelib.errors import ServiceUnavailable
-    from chalicelib.models import Transaction, TransactionCancelled, retry_pause
     pending = dict(batch)
     for attempt in range(attempts):
         if not pending:
@@ -244,19 +240,10 @@ def queue_each(batch: dict[str, OutboxMessage]) -> list[OutboxMessage]:
     this call queued. For a background job's page of notices: any number, a few at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pynamodb.exceptions import PutError
-
-    from chalicelib.models import storage_errors
-
     def put(msg: OutboxMessage) -> OutboxMessage | None:
-        with storage_errors():
-            try:
-                msg.save(condition=OutboxMessage.id.does_not_exist())
-                return msg
-            except PutError as exc:
-                if leases.is_condition_failure(exc):
-                    return None  # queued before (a redone page, another runner)
-                raise
+        if conditional(lambda: msg.save(condition=OutboxMessage.id.does_not_exist())):
+            return msg
+        return None  # queued before (a redone page, another runner)
 
     messages = list(batch.values())
     if len(messages) <= 1:
@@ -289,9 +276,9 @@ def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend 
         if msg.id in blocked:
             _mark_suppressed(msg, (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0), now)
             continue
-        lease = leases.lease_until(now, LEASE)
+        lease = storage.lease_until(now, LEASE)
         try:
-            if not leases.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+            if not storage.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
                                       OutboxMessage.next_attempt_at.set(lease)],
                                 (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0)):
                 continue  # taken or sent by another deliverer
@@ -326,7 +313,6 @@ def deliver_batch(messages: list[OutboxMessage], *, backend: mail.Backend | None
 
     No claim: only for the one deliverer that holds messages within their grace period (the
     retry job leaves a message alone until then); one that is older is claimed as usual."""
-    from chalicelib.models import Transaction, TransactionCancelled
     fresh_until = clock.stamp(clock.now() + SAFETY_MARGIN)
     late = [m for m in messages if m.state == "pending" and not m.attempts and m.next_attempt_at <= fresh_until]
     sent = deliver_claimed(late, backend=backend) if late else 0
@@ -404,8 +390,8 @@ def _background_worker() -> _BackgroundWorker:
 def _claim(msg: OutboxMessage, now: datetime) -> str | None:
     """Take a due message for this run; returns the lease (the claim's token) or None when
     another run has it or it was sent meanwhile."""
-    cutoff, lease = clock.stamp(now), leases.lease_until(now, LEASE)
-    claimed = leases.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+    cutoff, lease = clock.stamp(now), storage.lease_until(now, LEASE)
+    claimed = storage.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
                                  OutboxMessage.next_attempt_at.set(lease)],
                            OutboxMessage.state.is_in("pending", "sending") & OutboxMessage.due.exists()
                            & (OutboxMessage.next_attempt_at <= cutoff))

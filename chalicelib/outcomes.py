@@ -23,7 +23,7 @@ import secrets
 import time
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import catalogue, clock, tokens
 from chalicelib.config import get_settings
@@ -31,8 +31,9 @@ from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import LINK_INVALID, Message
 from chalicelib.models import (CONFIG_PARTITION, OUTCOME_AUDIT_PREFIX, OUTCOME_ITEM_PREFIX, OUTCOME_STATE_KEY,
                                TAGS_KEY, TOUR_LISTING, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
-                               OutcomeState, TagList, Transaction, TransactionCancelled, storage_errors)
+                               OutcomeState, TagList)
 from chalicelib.observability import logger
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, query_partition, storage_errors
 from chalicelib.validation import Fields, FormBody
 
 PURPOSE = "outcomes"  # of the signed links
@@ -138,23 +139,16 @@ def put_tags(payload: dict, actor: str) -> list[str]:
 
 def load(meetup_id: str) -> tuple[OutcomeState | None, list[OutcomeItem], list[OutcomeAudit]]:
     """A meetup's state, items (oldest first) and audit trail: one Query (paged)."""
-    connection = OutcomeItem._get_connection()
     state, items, audit = None, [], []
-    start = None
     with storage_errors():
-        while True:
-            page = connection.query(meetup_id, consistent_read=True, exclusive_start_key=start)
-            for raw in page.get("Items", []):
-                sk = raw["sk"]["S"]
-                if sk == OUTCOME_STATE_KEY:
-                    state = OutcomeState.from_raw_data(raw)
-                elif sk.startswith(OUTCOME_ITEM_PREFIX):
-                    items.append(OutcomeItem.from_raw_data(raw))
-                elif sk.startswith(OUTCOME_AUDIT_PREFIX):
-                    audit.append(OutcomeAudit.from_raw_data(raw))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
+        for raw in query_partition(OutcomeItem, meetup_id, consistent=True):
+            sk = raw["sk"]["S"]
+            if sk == OUTCOME_STATE_KEY:
+                state = OutcomeState.from_raw_data(raw)
+            elif sk.startswith(OUTCOME_ITEM_PREFIX):
+                items.append(OutcomeItem.from_raw_data(raw))
+            elif sk.startswith(OUTCOME_AUDIT_PREFIX):
+                audit.append(OutcomeAudit.from_raw_data(raw))
     return state, items, audit
 
 
@@ -454,14 +448,9 @@ def send_links(now: datetime | None = None) -> dict:
             committed = outbox.queue_once({k: batch[k] for k in keys[start:start + 25]})
             outbox.dispatch(committed)
             result["queued"] += len(committed)
-        with storage_errors():
-            try:
-                OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY).update(
-                    actions=[OutcomeState.links_sent_at.set(clock.to_storage(now))],
-                    condition=OutcomeState.links_sent_at.does_not_exist())
-            except UpdateError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+        conditional(lambda: OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY).update(
+            actions=[OutcomeState.links_sent_at.set(clock.to_storage(now))],
+            condition=OutcomeState.links_sent_at.does_not_exist()))
         result["meetups"] += 1
     if result["queued"]:
         logger.info("outcome links queued", extra=result)

@@ -40,9 +40,9 @@ from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, Validation
 from chalicelib.messages import Message
 from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
                                WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration,
-                               Transaction, TransactionCancelled, WaitlistEntry, retry_pause, storage_errors,
-                               ticket_key)
+                               WaitlistEntry, ticket_key)
 from chalicelib.observability import logger
+from chalicelib.storage import Transaction, TransactionCancelled, new_activity, retry_pause, storage_errors
 from chalicelib.validation import Fields
 
 ROLES = ("teacher", "school_leader", "school_board", "local_politician", "education_support",
@@ -344,12 +344,9 @@ def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str |
 # --- records written alongside every change -------------------------------------------------------
 
 def _activity(kind: str, meetup: Meetup, registration: Registration, now, **details) -> Activity:
-    return Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type=kind,
-        meetup_id=meetup.id, province=meetup.province,
-        details={"registration_id": registration.id, "name": registration.name, "role": registration.role,
-                 "organisation": registration.organisation, **details},
-        expires_at=now + get_settings().retention)
+    return new_activity(kind, meetup, now, {"registration_id": registration.id, "name": registration.name,
+                                            "role": registration.role, "organisation": registration.organisation,
+                                            **details})
 
 
 def _mail(template: str, meetup: Meetup, registration: Registration, position: int | None = None) -> OutboxMessage:

@@ -13,8 +13,9 @@ from datetime import datetime, timedelta
 
 from chalicelib import clock
 from chalicelib.config import MAX_REMINDER_OFFSET, get_settings
-from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, MeetupsByStart, Registration, storage_errors
+from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, MeetupsByStart, Registration
 from chalicelib.observability import logger
+from chalicelib.storage import conditional, storage_errors
 
 WAITLIST_NOTICE_OFFSET = 24 * 60  # "the day before"
 BATCH = 25  # messages per queue_once transaction
@@ -95,10 +96,6 @@ def _send(meetup: Meetup, who: str, offset: int, now: datetime) -> int:
 
 def _mark_done(meetup: Meetup, reminder: str) -> None:
     """Conditional on it not being marked: two runs at once both queue nothing twice anyway."""
-    from pynamodb.exceptions import UpdateError
-    try:
-        meetup.update(actions=[Meetup.reminders_done.set((Meetup.reminders_done | []).append([reminder]))],
-                      condition=Meetup.reminders_done.does_not_exist() | ~Meetup.reminders_done.contains(reminder))
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    conditional(lambda: meetup.update(
+        actions=[Meetup.reminders_done.set((Meetup.reminders_done | []).append([reminder]))],
+        condition=Meetup.reminders_done.does_not_exist() | ~Meetup.reminders_done.contains(reminder)))

@@ -19,9 +19,9 @@ import secrets
 from chalicelib import catalogue, clock, messages
 from chalicelib.errors import Conflict
 from chalicelib.messages import Message
-from chalicelib.models import (REGISTRATION_PREFIX, Meetup, Registration, TableSeats, ThemeTable, Transaction,
-                               TransactionCancelled, storage_errors)
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration, TableSeats, ThemeTable
 from chalicelib.observability import logger
+from chalicelib.storage import Transaction, TransactionCancelled, storage_errors
 from chalicelib.validation import Fields
 
 TABLE_PREFIX = "T#"

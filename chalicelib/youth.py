@@ -23,7 +23,8 @@ from chalicelib import catalogue, clock
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import Message
 from chalicelib.models import (COUNCIL_CODE_PREFIX, COUNCIL_PARTITION, IDEA_AUDIT_PREFIX, IDEA_PREFIX, IDEAS_PREFIX,
-                               CouncilCode, Idea, IdeaAudit, Transaction, TransactionCancelled, storage_errors)
+                               CouncilCode, Idea, IdeaAudit)
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
 from chalicelib.validation import Fields
 
 AGE_BANDS = ("12-13", "14-15", "16")
@@ -70,19 +71,13 @@ def create_code(payload: dict) -> dict:
 
 
 def revoke_code(code: str) -> dict:
-    from pynamodb.exceptions import UpdateError
     if not code or len(code) > 100:
         raise NotFound(CODE_REFUSED)
     now = clock.now()
-    with storage_errors():
-        try:
-            CouncilCode(sk=COUNCIL_CODE_PREFIX + hash_code(code)).update(
-                actions=[CouncilCode.revoked_at.set(clock.to_storage(now))],
-                condition=CouncilCode.sk.exists() & CouncilCode.revoked_at.does_not_exist())
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFound(CODE_REFUSED) from None
-            raise
+    if not conditional(lambda: CouncilCode(sk=COUNCIL_CODE_PREFIX + hash_code(code)).update(
+            actions=[CouncilCode.revoked_at.set(clock.to_storage(now))],
+            condition=CouncilCode.sk.exists() & CouncilCode.revoked_at.does_not_exist())):
+        raise NotFound(CODE_REFUSED)
     return {"revoked": True, "revoked_at": clock.to_public(now)}
 
 

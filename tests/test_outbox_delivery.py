@@ -6,7 +6,8 @@ import secrets
 from datetime import timedelta
 
 from chalicelib import clock, outbox
-from chalicelib.models import OutboxMessage, Transaction
+from chalicelib.models import OutboxMessage
+from chalicelib.storage import Transaction
 from tests.mailfixtures import CollectingBackend, FailingBackend, registration_context
 
 RECIPIENT = "delivery-test@mail.example.nl"
