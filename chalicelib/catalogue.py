@@ -324,20 +324,17 @@ def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = F
     return meetup
 
 
-def update_meetup(meetup_id: str, payload: dict, *, actor: str | None = None):
-    """Change a meetup's fields; returns the meetup and the background job the change started
-    (or None). The request commits the change only: the emails to everyone registered (a
-    cancellation) and the promotions into new seats (a capacity rise, a reopening) are a job
-    (chalicelib/jobs.py), so the answer never waits for thousands of people."""
-    from chalicelib import jobs, registration  # the roster is registration's; the bulk work a job's
+def read_changes(meetup_id: str, payload: dict) -> tuple[Meetup, dict]:
+    """The meetup as stored now and the admin's valid changes to it (`capacity` among them:
+    the roster's rules apply it, chalicelib.meetup_changes)."""
     meetup = load(meetup_id, consistent=True)
-    values = _read_fields(payload, creating=False, current=meetup)
-    if not values:
-        return meetup, None
-    capacity = values.pop("capacity", None)
-    if capacity is not None:
-        meetup = registration.change_capacity(meetup, capacity)
-    # A change of time, place, mode or join details updates everyone's calendar entry.
+    return meetup, _read_fields(payload, creating=False, current=meetup)
+
+
+def store_changes(meetup: Meetup, values: dict) -> bool:
+    """Store changed fields (not `capacity`) with `updated_at` (added to `values`); True when
+    the meetup moved: a change of time, place, mode or join details, which updates everyone's
+    calendar entry (its `calendar_sequence` is raised in the same update)."""
     moved = any(name in CALENDAR_FIELDS and value != getattr(meetup, name) for name, value in values.items())
     if values:
         values["updated_at"] = clock.to_storage(clock.now())
@@ -346,19 +343,5 @@ def update_meetup(meetup_id: str, payload: dict, *, actor: str | None = None):
         if moved:
             actions.append(Meetup.calendar_sequence.add(1))
         if not conditional(lambda: meetup.update(actions=actions, condition=Meetup.id.exists())):
-            raise NotFound(messages.meetup_not_found(meetup_id))
-    logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
-                                         (["capacity"] if capacity is not None else [])})
-    job = None
-    if values.get("state") == "cancelled":
-        job = jobs.start("meetup_cancelled", meetup.id, actor=actor,
-                         total=int(meetup.confirmed) + int(meetup.waitlist_length))
-    elif registration.seats_to_fill(meetup):
-        job = jobs.start("promotions", meetup.id, actor=actor, total=registration.seats_to_fill(meetup))
-    if moved and meetup.state != "cancelled":  # every confirmed person's calendar follows
-        changed = jobs.start("meetup_changed", meetup.id, actor=actor, total=int(meetup.confirmed),
-                             params={"sequence": int(meetup.calendar_sequence or 0)})
-        job = job or changed
-    if job is not None and job.state in ("done", "failed"):  # run within the request (tests)
-        meetup = load(meetup_id, consistent=True)
-    return meetup, job
+            raise NotFound(messages.meetup_not_found(meetup.id))
+    return moved

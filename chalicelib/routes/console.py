@@ -9,8 +9,8 @@ import functools
 
 from chalice import Blueprint, Response
 
-from chalicelib import (catalogue, console, digest, handover, messages, privacy, registration, rendering,
-                        suppression, theme_tables)
+from chalicelib import (catalogue, console, digest, handover, meetup_changes, messages, privacy, registration,
+                        rendering, suppression, theme_tables)
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chalicelib.http import current_base, encodable, html_response, language, parse_body, redirect, routes
 from chalicelib.messages import CONSOLE_CSRF
@@ -143,7 +143,7 @@ def update_meetup(session, form, meetup_id):
     current = catalogue.admin_view(catalogue.load(meetup_id, consistent=True))
     here = f"{PATH}/meetups/{meetup_id}"
     try:
-        _, job = catalogue.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
+        _, job = meetup_changes.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
     except ValidationFailed as error:
         return _meetup_form(session, here, meetup=current, values=form, errors=error.field_messages(_lang()),
                             status=422)
