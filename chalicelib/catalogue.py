@@ -12,12 +12,13 @@ from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.messages import Message, problem
 from chalicelib.models import TOUR_LISTING, Meetup
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState
 from chalicelib.storage import conditional, storage_errors
 from chalicelib.validation import Fields
 
 KINDS = ("regional", "extra", "follow_up", "final")
 MODES = ("online", "in_person")
-STATES = ("open", "closed", "cancelled")
+STATES = tuple(MeetupState)
 PROVINCES = ("Drenthe", "Flevoland", "Friesland", "Gelderland", "Groningen", "Limburg",
              "Noord-Brabant", "Noord-Holland", "Overijssel", "Utrecht", "Zeeland", "Zuid-Holland")
 _PROVINCE_ALIASES = {p.lower(): p for p in PROVINCES} | {"fryslân": "Friesland", "fryslan": "Friesland"}
@@ -43,7 +44,7 @@ def new_id() -> str:
 
 def public_status(meetup: Meetup, now: datetime | None = None) -> str:
     """open | full | closed, as the contract shows it."""
-    if meetup.state != "open" or meetup.awaiting_host or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
+    if meetup.state != MeetupState.OPEN or meetup.awaiting_host or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
         return "closed"
     return "full" if meetup.confirmed >= meetup.capacity else "open"
 
@@ -70,7 +71,7 @@ def view(meetup: Meetup) -> dict:
         # Extensions to the contract:
         "venue": meetup.venue,
         "description": meetup.description,
-        "cancelled": meetup.state == "cancelled",
+        "cancelled": meetup.state == MeetupState.CANCELLED,
         "demo": bool(meetup.demo),
     }
 
@@ -83,13 +84,13 @@ def phase(meetup: Meetup, now: datetime | None = None) -> str:
     past, announced (a follow-up whose new host has not accepted yet), closed, full (no
     waitlist), waitlist (full, its waitlist open) or open. Sign-up is possible in the last two."""
     now = now or clock.now()
-    if meetup.state == "cancelled":
+    if meetup.state == MeetupState.CANCELLED:
         return "cancelled"
     if clock.from_storage(meetup.starts_at) <= now:
         return "past"
     if meetup.awaiting_host:
         return "announced"
-    if meetup.state != "open":
+    if meetup.state != MeetupState.OPEN:
         return "closed"
     if meetup.confirmed >= meetup.capacity or meetup.waitlist_length:
         return "waitlist" if meetup.waitlist_enabled else "full"

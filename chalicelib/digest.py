@@ -56,6 +56,7 @@ from chalicelib.errors import NotFound
 from chalicelib.messages import Message
 from chalicelib.models import Activity, Meetup, Organiser
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState
 from chalicelib.storage import conditional, storage_errors
 from chalicelib.validation import Fields
 
@@ -573,7 +574,7 @@ def _meetup_context(meetup: Meetup | None, meetup_id: str) -> dict:
     return {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at, "city": meetup.city,
             "mode": meetup.mode, "capacity": capacity, "confirmed": confirmed,
             "seats_left": max(0, capacity - confirmed), "waitlist": int(meetup.waitlist_length), "fill": fill,
-            "cancelled": meetup.state == "cancelled", "url": f"{base}/meetups/{meetup.id}"}
+            "cancelled": meetup.state == MeetupState.CANCELLED, "url": f"{base}/meetups/{meetup.id}"}
 
 
 def _entry(item: Change, lang: str) -> dict:
@@ -635,7 +636,7 @@ def digest_context(organiser: Organiser, period: Period, changes: list[Change], 
             section["more"] += 1
     ordered = sorted(sections.values(), key=lambda s: (s["meetup"]["starts_at"] or "", s["meetup"]["title"]))
     now_storage = clock.to_storage(now)
-    upcoming = [m for m in tour.meetups if m.starts_at > now_storage and m.state != "cancelled"
+    upcoming = [m for m in tour.meetups if m.starts_at > now_storage and m.state != MeetupState.CANCELLED
                 and (meetup_ids is None or m.id in meetup_ids)]
     return {
         "name": organiser.name, "frequency": organiser.frequency, "period": period.id,

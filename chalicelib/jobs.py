@@ -44,10 +44,11 @@ from chalicelib.errors import DomainError, NotFound
 from chalicelib.messages import Message
 from chalicelib.models import JOB_UNFINISHED, REGISTRATION_PREFIX, Job, JobsByUnfinished, Registration
 from chalicelib.observability import logger
+from chalicelib.statuses import JobState, MeetupState, RegistrationStatus
 from chalicelib.storage import conditional, storage_errors
 
 KINDS = ("meetup_cancelled", "meetup_changed", "promotions", "invitations")
-STATES = ("queued", "running", "done", "failed")
+STATES = tuple(JobState)
 PAGE = 250  # registrations read per page (one Query)
 LEASE = timedelta(minutes=2)  # far longer than one page
 BUDGET_SECONDS = 240.0  # per invocation deployed (the function's timeout is 300 s)
@@ -105,19 +106,19 @@ def start(kind: str, meetup_id: str, *, params: dict | None = None, total: int |
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     stamp = clock.stamp(clock.now())
-    job = Job(id=job_id or new_id(), kind=kind, meetup_id=meetup_id, params=params or {}, state="queued",
+    job = Job(id=job_id or new_id(), kind=kind, meetup_id=meetup_id, params=params or {}, state=JobState.QUEUED,
               unfinished=JOB_UNFINISHED, done=0, total=total, pages=0, attempts=0, actor=actor,
               created_at=stamp, updated_at=stamp)
     if not conditional(lambda: job.save(condition=Job.id.does_not_exist())):
         existing = load(job.id)
-        if existing.state != "failed":
+        if existing.state != JobState.FAILED:
             return existing
         # Started before and given up: started again, from where it stopped.
         if not conditional(lambda: existing.update(
-                actions=[Job.state.set("queued"), Job.attempts.set(0), Job.error.remove(),
+                actions=[Job.state.set(JobState.QUEUED), Job.attempts.set(0), Job.error.remove(),
                          Job.finished_at.remove(), Job.unfinished.set(JOB_UNFINISHED),
                          Job.updated_at.set(stamp), Job.expires_at.remove()],
-                condition=Job.state == "failed")):
+                condition=Job.state == JobState.FAILED)):
             return existing
         job = existing
     logger.info("job queued", extra={"job_id": job.id, "kind": kind, "meetup_id": meetup_id, "total": total})
@@ -160,10 +161,10 @@ def registrations_page(meetup_id: str, cursor: str | None, size: int | None = No
 def _cancelled_step(job: Job) -> Step:
     from chalicelib import catalogue, outbox, registration
     meetup = catalogue.load(job.meetup_id, consistent=True)
-    if meetup.state != "cancelled":  # reopened meanwhile: nobody else is told
+    if meetup.state != MeetupState.CANCELLED:  # reopened meanwhile: nobody else is told
         return Step(0, job.cursor, True)
     page, cursor, more = registrations_page(job.meetup_id, job.cursor)
-    people = [r for r in page if r.status in ("confirmed", "waitlisted") and not r.erased_at]
+    people = [r for r in page if r.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED) and not r.erased_at]
     queued = outbox.queue_each({m.id: m for m in (registration.cancellation_notice(meetup, p) for p in people)})
     return Step(len(people), cursor, not more, queued)
 
@@ -173,10 +174,10 @@ def _changed_step(job: Job) -> Step:
     (one message id per person and `calendar_sequence`: a later change starts its own job)."""
     from chalicelib import catalogue, outbox, registration
     meetup = catalogue.load(job.meetup_id, consistent=True)
-    if meetup.state == "cancelled" or int(meetup.calendar_sequence or 0) != int((job.params or {}).get("sequence", -1)):
+    if meetup.state == MeetupState.CANCELLED or int(meetup.calendar_sequence or 0) != int((job.params or {}).get("sequence", -1)):
         return Step(0, job.cursor, True)  # cancelled, or changed again: that change's job tells them
     page, cursor, more = registrations_page(job.meetup_id, job.cursor)
-    people = [r for r in page if r.status == "confirmed" and not r.erased_at]
+    people = [r for r in page if r.status == RegistrationStatus.CONFIRMED and not r.erased_at]
     queued = outbox.queue_each({m.id: m for m in (registration.change_notice(meetup, p) for p in people)})
     return Step(len(people), cursor, not more, queued)
 
@@ -202,9 +203,9 @@ STEPS: dict[str, Callable[[Job], Step]] = {"meetup_cancelled": _cancelled_step, 
 def _claim(job: Job) -> str | None:
     now = clock.now()
     lease, stamp = storage.lease_until(now, LEASE), clock.stamp(now)
-    claimed = storage.claim(job, [Job.state.set("running"), Job.lease_until.set(lease), Job.updated_at.set(stamp),
+    claimed = storage.claim(job, [Job.state.set(JobState.RUNNING), Job.lease_until.set(lease), Job.updated_at.set(stamp),
                                  Job.started_at.set(Job.started_at | stamp)],
-                           Job.state.is_in("queued", "running") & storage.free(Job.lease_until, now))
+                           Job.state.is_in(JobState.QUEUED, JobState.RUNNING) & storage.free(Job.lease_until, now))
     return lease if claimed else None
 
 
@@ -218,7 +219,7 @@ def run(job_id: str, *, budget_seconds: float | None = BUDGET_SECONDS, max_pages
         job = Job.get(job_id, consistent_read=True)
     except DoesNotExist:
         return None
-    if job.state not in ("queued", "running"):
+    if job.state not in (JobState.QUEUED, JobState.RUNNING):
         return job
     lease = _claim(job)
     if lease is None:
@@ -238,7 +239,7 @@ def run(job_id: str, *, budget_seconds: float | None = BUDGET_SECONDS, max_pages
             actions = [Job.done.add(step.processed), Job.pages.add(1), Job.updated_at.set(stamp), Job.attempts.set(0)]
             actions.append(Job.cursor.set(step.cursor) if step.cursor else Job.cursor.remove())
             if step.finished:
-                actions += [Job.state.set("done"), Job.finished_at.set(stamp), Job.unfinished.remove(),
+                actions += [Job.state.set(JobState.DONE), Job.finished_at.set(stamp), Job.unfinished.remove(),
                             Job.lease_until.remove(), Job.expires_at.set(now + KEPT)]
                 if job.total is None or int(job.total) < done:
                     actions.append(Job.total.set(done))
@@ -276,7 +277,7 @@ def _failed_attempt(job: Job, lease: str, exc: Exception) -> None:
     if attempts >= MAX_ATTEMPTS:
         message = exc.message if isinstance(exc, DomainError) and isinstance(getattr(exc, "message", None), Message) \
             else JOB_FAILED
-        actions += [Job.state.set("failed"), Job.finished_at.set(clock.stamp(now)), Job.unfinished.remove(),
+        actions += [Job.state.set(JobState.FAILED), Job.finished_at.set(clock.stamp(now)), Job.unfinished.remove(),
                     Job.error.set({"code": getattr(exc, "code", None) or "job_failed", "nl": message.nl,
                                    "en": message.en}),
                     Job.expires_at.set(now + KEPT)]
@@ -294,7 +295,7 @@ def run_stream_records(records: Iterable[dict]) -> int:
         image = (record.get("dynamodb") or {}).get("NewImage") or {}
         state = (image.get("state") or {}).get("S")
         job_id = (image.get("id") or {}).get("S")
-        if record.get("eventName") in ("INSERT", "MODIFY") and state in ("queued", "running") and job_id \
+        if record.get("eventName") in ("INSERT", "MODIFY") and state in (JobState.QUEUED, JobState.RUNNING) and job_id \
                 and "lease_until" not in image:
             run(job_id)
             ran += 1
@@ -313,7 +314,7 @@ def resume_stalled(limit: int = 50) -> dict[str, int]:
         if config.get_settings().job_runner == "stream":
             job = Job(id=job_id)
             if storage.claim(job, [Job.updated_at.set(clock.stamp(now)), Job.lease_until.remove()],
-                            Job.state.is_in("queued", "running") & storage.free(Job.lease_until, now)):
+                            Job.state.is_in(JobState.QUEUED, JobState.RUNNING) & storage.free(Job.lease_until, now)):
                 result["resumed"] += 1
         else:
             run(job_id)

@@ -16,6 +16,7 @@ from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
 from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState, RegistrationStatus
 from chalicelib.storage import Transaction, TransactionCancelled, new_activity, storage_errors
 
 JOIN_PURPOSE = "join"
@@ -49,9 +50,9 @@ def join_url(registration: Registration, expires: datetime) -> str:
 
 def door(registration: Registration, meetup: Meetup, now: datetime) -> Door:
     """The rule, apart from storage: confirmed, the meetup on, and within its window."""
-    if meetup.state == "cancelled":
+    if meetup.state == MeetupState.CANCELLED:
         return Door.MEETUP_CANCELLED
-    if registration.status != "confirmed":
+    if registration.status != RegistrationStatus.CONFIRMED:
         return Door.NOT_CONFIRMED
     starts, ends = clock.from_storage(meetup.starts_at), clock.from_storage(meetup.ends_at)
     if now < starts - JOIN_OPENS_BEFORE:
@@ -90,7 +91,7 @@ def _record_first_click(registration: Registration, meetup: Meetup, now: datetim
     fails the condition and changes nothing."""
     tx = Transaction()
     tx.update("registration", registration, [Registration.joined_at.set(clock.to_storage(now))],
-              Registration.joined_at.does_not_exist() & (Registration.status == "confirmed"))
+              Registration.joined_at.does_not_exist() & (Registration.status == RegistrationStatus.CONFIRMED))
     tx.put("activity", new_activity("joined", meetup, now, {"registration_id": registration.id,
                                                             "role": registration.role}))
     try:

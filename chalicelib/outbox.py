@@ -41,6 +41,7 @@ from chalicelib.config import get_settings
 from chalicelib.models import OutboxByDue, OutboxMessage
 from chalicelib.observability import logger
 from chalicelib.privacy import address_hash
+from chalicelib.statuses import OutboxState
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, new_outbox_message, retry_pause
 
 DUE = "due"
@@ -103,7 +104,7 @@ def _forget_personal_data(now: datetime) -> list:
 
 
 def _sent_actions(now: datetime) -> list:
-    return [OutboxMessage.state.set("sent"), OutboxMessage.sent_at.set(clock.stamp(now)),
+    return [OutboxMessage.state.set(OutboxState.SENT), OutboxMessage.sent_at.set(clock.stamp(now)),
             OutboxMessage.due.remove(), OutboxMessage.next_attempt_at.remove(),
             OutboxMessage.lease_until.remove(), *_forget_personal_data(now)]
 
@@ -140,7 +141,7 @@ def suppressed_ids(messages: Iterable[OutboxMessage]) -> set[str]:
 def _mark_suppressed(msg: OutboxMessage, condition, now: datetime) -> None:
     """Never sent: SES reported the address as a hard bounce or a complaint."""
     try:
-        msg.update(actions=[OutboxMessage.state.set("suppressed"), OutboxMessage.due.remove(),
+        msg.update(actions=[OutboxMessage.state.set(OutboxState.SUPPRESSED), OutboxMessage.due.remove(),
                             OutboxMessage.next_attempt_at.remove(), OutboxMessage.lease_until.remove(),
                             OutboxMessage.last_error.set("suppressed"), *_forget_personal_data(now)],
                   condition=condition)
@@ -157,12 +158,12 @@ def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime
     actions = [OutboxMessage.attempts.add(1), OutboxMessage.last_error.set(error),
                OutboxMessage.lease_until.remove()]
     if attempts >= MAX_ATTEMPTS:
-        actions += [OutboxMessage.state.set("failed"), OutboxMessage.due.remove(),
+        actions += [OutboxMessage.state.set(OutboxState.FAILED), OutboxMessage.due.remove(),
                     OutboxMessage.next_attempt_at.remove(), *_forget_personal_data(now)]
         logger.error("outbox message given up", extra=_log_extra(msg, error=error))
     else:
         delay = max(backoff(attempts), THROTTLE_BACKOFF) if throttled else backoff(attempts)
-        actions += [OutboxMessage.state.set("pending"), OutboxMessage.due.set(DUE),
+        actions += [OutboxMessage.state.set(OutboxState.PENDING), OutboxMessage.due.set(DUE),
                     OutboxMessage.next_attempt_at.set(clock.stamp(now + delay))]
         logger.warning("outbox message not delivered; will retry",
                        extra=_log_extra(msg, error=error, throttled=throttled,
@@ -183,23 +184,23 @@ def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: m
     messages = list(messages)
     sent = 0
     throttled = False
-    blocked = suppressed_ids(m for m in messages if m.state == "pending" and not m.attempts)
+    blocked = suppressed_ids(m for m in messages if m.state == OutboxState.PENDING and not m.attempts)
     for msg in messages:
         if throttled:  # leave the rest to the scheduled run, which backs off
             continue
-        if msg.state != "pending" or msg.attempts:  # already handled (the update refreshes the instance)
+        if msg.state != OutboxState.PENDING or msg.attempts:  # already handled (the update refreshes the instance)
             continue
         now = clock.now()
         if msg.id in blocked:
-            _mark_suppressed(msg, OutboxMessage.state == "pending", now)
+            _mark_suppressed(msg, OutboxMessage.state == OutboxState.PENDING, now)
             continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - a request must never fail because of mail
             throttled = isinstance(exc, mail.MailDeliveryFailed) and exc.throttled
-            _record_failure(msg, exc, OutboxMessage.state == "pending", now)
+            _record_failure(msg, exc, OutboxMessage.state == OutboxState.PENDING, now)
             continue
-        if _mark_sent(msg, OutboxMessage.state == "pending", clock.now()):
+        if _mark_sent(msg, OutboxMessage.state == OutboxState.PENDING, clock.now()):
             sent += 1
             logger.info("outbox message sent", extra=_log_extra(msg, via="request"))
     return sent
@@ -274,18 +275,18 @@ def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend 
     for msg in messages:
         now = clock.now()
         if msg.id in blocked:
-            _mark_suppressed(msg, (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0), now)
+            _mark_suppressed(msg, (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.attempts == 0), now)
             continue
         lease = storage.lease_until(now, LEASE)
         try:
-            if not storage.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+            if not storage.claim(msg, [OutboxMessage.state.set(OutboxState.SENDING), OutboxMessage.lease_until.set(lease),
                                       OutboxMessage.next_attempt_at.set(lease)],
-                                (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0)):
+                                (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.attempts == 0)):
                 continue  # taken or sent by another deliverer
         except UpdateError as exc:
             logger.warning("outbox claim failed; the retry job will send it", exc_info=exc, extra=_log_extra(msg))
             continue
-        mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        mine = (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until == lease)
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
@@ -301,7 +302,7 @@ def deliver_stream_records(records: Iterable[dict], *, backend: mail.Backend | N
     """The outbox table's DynamoDB stream (new images): deliver every newly inserted message."""
     fresh = [OutboxMessage.from_raw_data(record["dynamodb"]["NewImage"]) for record in records
              if record.get("eventName") == "INSERT" and "NewImage" in record.get("dynamodb", {})]
-    return deliver_claimed([msg for msg in fresh if msg.state == "pending"], backend=backend)
+    return deliver_claimed([msg for msg in fresh if msg.state == OutboxState.PENDING], backend=backend)
 
 
 BATCH = 25  # messages marked sent in one transaction
@@ -314,33 +315,33 @@ def deliver_batch(messages: list[OutboxMessage], *, backend: mail.Backend | None
     No claim: only for the one deliverer that holds messages within their grace period (the
     retry job leaves a message alone until then); one that is older is claimed as usual."""
     fresh_until = clock.stamp(clock.now() + SAFETY_MARGIN)
-    late = [m for m in messages if m.state == "pending" and not m.attempts and m.next_attempt_at <= fresh_until]
+    late = [m for m in messages if m.state == OutboxState.PENDING and not m.attempts and m.next_attempt_at <= fresh_until]
     sent = deliver_claimed(late, backend=backend) if late else 0
-    fresh = [m for m in messages if m not in late and m.state == "pending" and not m.attempts]
+    fresh = [m for m in messages if m not in late and m.state == OutboxState.PENDING and not m.attempts]
     delivered = []
     blocked = suppressed_ids(fresh)
     for msg in fresh:
         if msg.id in blocked:
-            _mark_suppressed(msg, OutboxMessage.state == "pending", clock.now())
+            _mark_suppressed(msg, OutboxMessage.state == OutboxState.PENDING, clock.now())
             continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
-            _record_failure(msg, exc, OutboxMessage.state == "pending", clock.now())
+            _record_failure(msg, exc, OutboxMessage.state == OutboxState.PENDING, clock.now())
             continue
         delivered.append(msg)
     for start in range(0, len(delivered), BATCH):
         chunk, now = delivered[start:start + BATCH], clock.now()
         tx = Transaction()
         for msg in chunk:
-            tx.update(msg.id, msg, _sent_actions(now), OutboxMessage.state == "pending")
+            tx.update(msg.id, msg, _sent_actions(now), OutboxMessage.state == OutboxState.PENDING)
         try:
             tx.commit()
             sent += len(chunk)
             for msg in chunk:
-                msg.state = "sent"  # a transaction does not refresh the instances, as update() does
+                msg.state = OutboxState.SENT  # a transaction does not refresh the instances, as update() does
         except (TransactionCancelled, Exception):  # noqa: BLE001 - fall back to one by one
-            sent += sum(_mark_sent(msg, OutboxMessage.state == "pending", now) for msg in chunk)
+            sent += sum(_mark_sent(msg, OutboxMessage.state == OutboxState.PENDING, now) for msg in chunk)
     if delivered:
         logger.info("outbox batch sent", extra={"sent": len(delivered), "via": "batch"})
     return sent
@@ -391,9 +392,9 @@ def _claim(msg: OutboxMessage, now: datetime) -> str | None:
     """Take a due message for this run; returns the lease (the claim's token) or None when
     another run has it or it was sent meanwhile."""
     cutoff, lease = clock.stamp(now), storage.lease_until(now, LEASE)
-    claimed = storage.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+    claimed = storage.claim(msg, [OutboxMessage.state.set(OutboxState.SENDING), OutboxMessage.lease_until.set(lease),
                                  OutboxMessage.next_attempt_at.set(lease)],
-                           OutboxMessage.state.is_in("pending", "sending") & OutboxMessage.due.exists()
+                           OutboxMessage.state.is_in(OutboxState.PENDING, OutboxState.SENDING) & OutboxMessage.due.exists()
                            & (OutboxMessage.next_attempt_at <= cutoff))
     return lease if claimed else None
 
@@ -425,7 +426,7 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
         lease = _claim(msg, fixed_now or clock.now())
         if lease is None:
             continue
-        mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        mine = (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until == lease)
         if msg.id in blocked:
             result["suppressed"] = result.get("suppressed", 0) + 1
             _mark_suppressed(msg, mine, fixed_now or clock.now())

@@ -33,6 +33,7 @@ from chalicelib.models import (CONFIG_PARTITION, OUTCOME_AUDIT_PREFIX, OUTCOME_I
                                TAGS_KEY, TOUR_LISTING, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
                                OutcomeState, TagList)
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState, OutcomeStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, query_partition, storage_errors
 from chalicelib.validation import Fields, FormBody
 
@@ -153,7 +154,7 @@ def load(meetup_id: str) -> tuple[OutcomeState | None, list[OutcomeItem], list[O
 
 
 def is_final(state: OutcomeState | None) -> bool:
-    return state is not None and state.status == "final"
+    return state is not None and state.status == OutcomeStatus.FINAL
 
 
 def item_view(item: OutcomeItem) -> dict:
@@ -175,7 +176,7 @@ def _view(meetup: Meetup, state, items, table_id: str | None, *, admin: bool = F
                    "starts_at": clock.to_public(clock.from_storage(meetup.starts_at)),
                    "chain_id": meetup.chain_id or meetup.id},
         "role": "admin" if admin else ("host" if table_id is None else "moderator"),
-        "status": state.status if state is not None and state.status else "draft",
+        "status": state.status if state is not None and state.status else OutcomeStatus.DRAFT,
         "finalised_at": clock.to_public(clock.from_storage(state.finalised_at)) if is_final(state) else None,
         "editable": admin or not is_final(state),
         "tables": [{"id": t["id"], "name": t["name"], "name_en": t["name_en"], "description": t["description"],
@@ -266,7 +267,7 @@ def _commit(tx: Transaction, *, guarded: bool) -> None:
 
 def _guard(tx: Transaction, meetup_id: str) -> None:
     tx.check("state", OutcomeState, meetup_id, OUTCOME_STATE_KEY,
-             condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == "draft"))
+             condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == OutcomeStatus.DRAFT))
 
 
 def add(meetup: Meetup, table_id: str | None, payload: dict, actor: str, *, guarded: bool = True) -> dict:
@@ -346,9 +347,9 @@ def finalise(meetup: Meetup, actor: str) -> dict:
     now = clock.now()
     tx = Transaction()
     tx.update("state", OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY),
-              [OutcomeState.status.set("final"), OutcomeState.finalised_at.set(clock.to_storage(now)),
+              [OutcomeState.status.set(OutcomeStatus.FINAL), OutcomeState.finalised_at.set(clock.to_storage(now)),
                OutcomeState.finalised_by.set(actor)],
-              condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == "draft"))
+              condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == OutcomeStatus.DRAFT))
     tx.put("audit", _audit(meetup.id, now, actor, "finalised"))
     try:
         with storage_errors():
@@ -357,7 +358,7 @@ def finalise(meetup: Meetup, actor: str) -> dict:
         if cancelled.failed("state"):
             raise Conflict(FINAL, code="outcomes_final") from None
         raise
-    return {"status": "final", "finalised_at": clock.to_public(now)}
+    return {"status": OutcomeStatus.FINAL, "finalised_at": clock.to_public(now)}
 
 
 def reopen(meetup: Meetup, actor: str) -> dict:
@@ -365,8 +366,8 @@ def reopen(meetup: Meetup, actor: str) -> dict:
     now = clock.now()
     tx = Transaction()
     tx.update("state", OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY),
-              [OutcomeState.status.set("draft"), OutcomeState.finalised_at.remove(),
-               OutcomeState.finalised_by.remove()], condition=OutcomeState.status == "final")
+              [OutcomeState.status.set(OutcomeStatus.DRAFT), OutcomeState.finalised_at.remove(),
+               OutcomeState.finalised_by.remove()], condition=OutcomeState.status == OutcomeStatus.FINAL)
     tx.put("audit", _audit(meetup.id, now, actor, "reopened"))
     try:
         with storage_errors():
@@ -376,7 +377,7 @@ def reopen(meetup: Meetup, actor: str) -> dict:
             raise Conflict(Message("Deze uitkomsten zijn nog niet vastgesteld.", "These outcomes are not final."),
                            code="not_final") from None
         raise
-    return {"status": "draft"}
+    return {"status": OutcomeStatus.DRAFT}
 
 
 # --- through a link ---------------------------------------------------------------------------------
@@ -419,7 +420,7 @@ def send_links(now: datetime | None = None) -> dict:
             clock.to_storage(now - LINKS_LOOKBACK), clock.to_storage(now))))
     result = {"meetups": 0, "queued": 0}
     for meetup in recent:
-        if meetup.state == "cancelled" or meetup.ends_at > clock.to_storage(now):
+        if meetup.state == MeetupState.CANCELLED or meetup.ends_at > clock.to_storage(now):
             continue
         with storage_errors():
             try:

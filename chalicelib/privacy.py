@@ -35,6 +35,7 @@ from chalicelib.models import (ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, TOUR_L
                                ErasureRecord, Meetup, MeetupsByStart, OutboxMessage, Organiser, Registration,
                                RegistrationsByErasure)
 from chalicelib.observability import logger
+from chalicelib.statuses import RegistrationStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
 from chalicelib.validation import Fields
 
@@ -46,7 +47,7 @@ IDEMPOTENCY_HOURS = 24  # chalicelib.handover.IDEMPOTENCY_TTL_SECONDS (a test ch
 ACTIVITY_LOOKBACK_DAYS = 14  # days of the activity log the job looks at before the retention boundary
 JOB_TIME_BUDGET_SECONDS = 20.0  # the scheduled job stops then; the next run goes on
 FOLLOW_UP_PURPOSE = "follow-up-unsubscribe"  # the one-click link in follow-up invitations
-ACTIVE = ("confirmed", "waitlisted")
+ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
 PERSONAL_FIELDS = ("name", "email", "email_hash", "organisation", "theme", "consent_at", "consent_version",
                    "follow_up_consent_at", "follow_up_withdrawn_at", "link_sent_at", "erase_due", "erase_after")
 
@@ -524,7 +525,7 @@ def backfill(now: datetime | None = None) -> dict:
                 if registration.erased_at or not registration.email or registration.email_hash:
                     continue
                 actions = [Registration.email_hash.set(address_hash(registration.email))]
-                if registration.status == "cancelled":
+                if registration.status == RegistrationStatus.CANCELLED:
                     cancelled = clock.from_storage(registration.cancelled_at or registration.updated_at)
                     actions += [Registration.erase_due.set(ERASURE_DUE),
                                 Registration.erase_after.set(clock.to_storage(cancelled + get_settings().retention))]

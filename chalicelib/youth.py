@@ -24,6 +24,7 @@ from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import Message
 from chalicelib.models import (COUNCIL_CODE_PREFIX, COUNCIL_PARTITION, IDEA_AUDIT_PREFIX, IDEA_PREFIX, IDEAS_PREFIX,
                                CouncilCode, Idea, IdeaAudit)
+from chalicelib.statuses import IdeaStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
 from chalicelib.validation import Fields
 
@@ -31,7 +32,7 @@ AGE_BANDS = ("12-13", "14-15", "16")
 NATIONAL = "landelijk"
 CODE_PREFIX = "jr-"
 IDEA_FIELDS = ("code", "title", "text", "age_band", "province", "tag")
-STATUSES = ("pending", "approved", "rejected")
+STATUSES = tuple(IdeaStatus)
 TEXT_MAX = 1000
 _CONTACT = re.compile(r"@|https?://|www\.|(?:\d[\s-]?){8,}")  # an address, a link, a phone number
 
@@ -130,7 +131,7 @@ def submit(payload: dict) -> dict:
     f.check()
     slug = _slug(values["province"])
     idea_id = f"{slug}-{secrets.token_hex(6)}"
-    idea = Idea(pk=IDEAS_PREFIX + slug, sk=IDEA_PREFIX + idea_id, id=idea_id, status="pending",
+    idea = Idea(pk=IDEAS_PREFIX + slug, sk=IDEA_PREFIX + idea_id, id=idea_id, status=IdeaStatus.PENDING,
                 submitted_on=clock.now().astimezone(clock.AMSTERDAM).date().isoformat(),
                 **{k: v for k, v in values.items() if v is not None})
     with storage_errors():
@@ -172,7 +173,7 @@ def approved_ideas(province: str | None = None, *, everywhere: bool = False) -> 
     """Approved ideas: of `province` and the national ones; `everywhere`: all (the bundle)."""
     partitions = _partitions() if everywhere else \
         [IDEAS_PREFIX + _slug(province)] * bool(province) + [IDEAS_PREFIX + NATIONAL]
-    return [i for p in partitions for i in _query(p, "approved")]
+    return [i for p in partitions for i in _query(p, IdeaStatus.APPROVED)]
 
 
 def _audit(idea: Idea, actor: str, action: str, fields: list[str] | None = None) -> IdeaAudit:
@@ -184,7 +185,7 @@ def _audit(idea: Idea, actor: str, action: str, fields: list[str] | None = None)
 def decide(idea_id: str, decision: str, actor: str) -> dict:
     """approve | reject (again possible: an admin may change their mind); audited."""
     idea = _load(idea_id)
-    status = {"approve": "approved", "reject": "rejected"}[decision]
+    status = {"approve": IdeaStatus.APPROVED, "reject": IdeaStatus.REJECTED}[decision]
     tx = Transaction()
     tx.update("idea", idea, [Idea.status.set(status)], condition=Idea.sk.exists())
     tx.put("audit", _audit(idea, actor, status))

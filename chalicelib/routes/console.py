@@ -14,6 +14,7 @@ from chalicelib import (catalogue, console, digest, handover, meetup_changes, me
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chalicelib.http import current_base, encodable, html_response, language, parse_body, redirect, routes
 from chalicelib.messages import CONSOLE_CSRF
+from chalicelib.statuses import IdeaStatus
 
 bp = Blueprint(__name__)
 route = routes(bp)
@@ -307,7 +308,7 @@ def job_page(session, job_id):
 def _ideas_page(session, *, code=None, status=200, errors=None):
     from chalicelib import youth
     ideas = youth.list_ideas()
-    order = {"pending": 0, "approved": 1, "rejected": 2}
+    order = {IdeaStatus.PENDING: 0, IdeaStatus.APPROVED: 1, IdeaStatus.REJECTED: 2}
     return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {},
                  ideas=sorted(ideas, key=lambda i: (order.get(i["status"], 3), i["submitted_on"])))
 
