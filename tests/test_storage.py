@@ -95,8 +95,6 @@ KNOWN_CYCLE_EDGES = {
     ("chalicelib.outcomes", "chalicelib.outbox"),
     # a handover starts the invitations job; the job invites through the handover
     ("chalicelib.handover", "chalicelib.jobs"), ("chalicelib.jobs", "chalicelib.handover"),
-    # pages are rendered with the request's base path; error pages are rendered
-    ("chalicelib.http", "chalicelib.rendering"), ("chalicelib.rendering", "chalicelib.http"),
 }
 
 
