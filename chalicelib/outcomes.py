@@ -30,11 +30,12 @@ from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import LINK_INVALID, Message
 from chalicelib.models import (CONFIG_PARTITION, OUTCOME_AUDIT_PREFIX, OUTCOME_ITEM_PREFIX, OUTCOME_STATE_KEY,
-                               TAGS_KEY, TOUR_LISTING, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
+                               TOUR_LISTING, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
                                OutcomeState, TagList)
 from chalicelib.observability import logger
 from chalicelib.statuses import MeetupState, OutcomeStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, query_partition, storage_errors
+from chalicelib.tags import DEFAULT_TAGS, get_tags  # noqa: F401 - DEFAULT_TAGS: outcomes.DEFAULT_TAGS
 from chalicelib.validation import Fields, FormBody
 
 PURPOSE = "outcomes"  # of the signed links
@@ -43,8 +44,6 @@ LINK_DAYS = 120  # a link works this long after the meetup ended
 PLENARY = "plenair"  # the one implicit table of a meetup without theme tables
 KINDS = ("condition", "solution")
 ACTORS = ("school", "gemeente", "rijk", "other")
-DEFAULT_TAGS = ("schooladvies", "kinderopvang", "segregatie", "kansengelijkheid", "taal", "ouderbetrokkenheid",
-                "lerarentekort", "huisvesting")
 ITEM_FIELDS = ("kind", "title", "explanation", "actors", "tags", "table_id")
 MAX_ITEMS_PER_MEETUP = 200
 LINKS_LOOKBACK = timedelta(days=14)  # send_links looks at meetups that started this long ago at most
@@ -101,15 +100,7 @@ def admin_actor(name: str) -> str:
     return "admin " + ("(address withheld)" if "@" in name else name[:60])
 
 
-# --- tags ------------------------------------------------------------------------------------------
-
-def get_tags() -> list[str]:
-    with storage_errors():
-        try:
-            return list(TagList.get(CONFIG_PARTITION, TAGS_KEY).tags)
-        except DoesNotExist:
-            return list(DEFAULT_TAGS)
-
+# --- tags (read by chalicelib.tags) ----------------------------------------------------------------
 
 def put_tags(payload: dict, actor: str) -> list[str]:
     f = Fields(payload, allowed=("tags",))

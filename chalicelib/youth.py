@@ -26,6 +26,7 @@ from chalicelib.models import (COUNCIL_CODE_PREFIX, COUNCIL_PARTITION, IDEA_AUDI
                                CouncilCode, Idea, IdeaAudit)
 from chalicelib.statuses import IdeaStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
+from chalicelib.tags import get_tags
 from chalicelib.validation import Fields
 
 AGE_BANDS = ("12-13", "14-15", "16")
@@ -103,7 +104,6 @@ def idea_view(idea: Idea) -> dict:
 
 
 def _read(f: Fields, *, partial: bool = False) -> dict:
-    from chalicelib.outcomes import get_tags
     values = {}
     for name, maximum, multiline in (("title", 120, False), ("text", TEXT_MAX, True)):
         if not partial or f.has(name):

@@ -89,10 +89,7 @@ KNOWN_CYCLE_EDGES = {
     ("chalicelib.outbox", "chalicelib.registration"), ("chalicelib.registration", "chalicelib.outbox"),
     # theme tables: the roster seats people, the tables re-seat the roster's people and mail them
     ("chalicelib.registration", "chalicelib.theme_tables"), ("chalicelib.theme_tables", "chalicelib.registration"),
-    ("chalicelib.theme_tables", "chalicelib.outbox"), ("chalicelib.theme_tables", "chalicelib.youth"),
-    # outcomes and the youth council share the tag list and the ideas in the outcome links
-    ("chalicelib.outcomes", "chalicelib.youth"), ("chalicelib.youth", "chalicelib.outcomes"),
-    ("chalicelib.outcomes", "chalicelib.outbox"),
+    ("chalicelib.theme_tables", "chalicelib.outbox"),
     # a handover starts the invitations job; the job invites through the handover
     ("chalicelib.handover", "chalicelib.jobs"), ("chalicelib.jobs", "chalicelib.handover"),
 }
