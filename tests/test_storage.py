@@ -73,6 +73,29 @@ def test_one_connection_serves_every_model_and_every_transaction():
     assert storage.Transaction()._tx._connection is shared
 
 
+def test_conditional_tells_a_failed_condition_from_a_storage_failure():
+    import secrets
+
+    from pynamodb.exceptions import PynamoDBException
+
+    from chalicelib import clock
+    from chalicelib.errors import ServiceUnavailable
+    from chalicelib.models import AdminToken
+    from chalicelib.storage import conditional
+    token = AdminToken(token_hash=secrets.token_hex(32), name="conditional", created_at=clock.stamp(clock.now()))
+    try:
+        assert conditional(lambda: token.save(condition=AdminToken.token_hash.does_not_exist())) is True
+        assert conditional(lambda: token.save(condition=AdminToken.token_hash.does_not_exist())) is False
+
+        def unreachable():
+            raise PynamoDBException("the endpoint is unreachable")
+
+        with pytest.raises(ServiceUnavailable):
+            conditional(unreachable)
+    finally:
+        token.delete()
+
+
 # --- import cycles --------------------------------------------------------------------------------
 
 # Cycles that were there before this test, through imports inside functions: each one is a debt
