@@ -93,7 +93,9 @@ class _ModelTable(TableConnection):
     def connection(self) -> Connection:
         shared = connection()
         if self.table_name not in shared._tables:
-            shared.add_meta_table(_meta_table(self._model))
+            with _lock:  # a rush of first requests on many threads: the schema is added once
+                if self.table_name not in shared._tables:
+                    shared.add_meta_table(_meta_table(self._model))
         return shared
 
 

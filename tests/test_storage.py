@@ -73,6 +73,18 @@ def test_one_connection_serves_every_model_and_every_transaction():
     assert storage.Transaction()._tx._connection is shared
 
 
+def test_the_first_use_on_many_threads_at_once_makes_one_connection():
+    """A sign-up rush runs many requests at once in one process: the first uses race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from chalicelib import storage
+    from chalicelib.models import ALL_MODELS
+    storage._shared = None  # as in a fresh process
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        made = set(pool.map(lambda model: id(model._get_connection().connection), list(ALL_MODELS) * 8))
+    assert len(made) == 1
+
+
 def test_conditional_tells_a_failed_condition_from_a_storage_failure():
     import secrets
 
