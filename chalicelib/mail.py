@@ -27,6 +27,7 @@ from typing import Protocol
 
 from chalicelib import clock, rendering
 from chalicelib.config import get_settings
+from chalicelib.statuses import RegistrationStatus
 
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
              "registration_cancelled", "meetup_cancelled", "meetup_changed", "registration_reminder",
@@ -202,7 +203,7 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     # A CANCEL only takes back an invitation the person had: a confirmed place's.
-    if template in WITH_INVITATION or (template in WITH_CANCELLATION and context.get("status") == "confirmed"):
+    if template in WITH_INVITATION or (template in WITH_CANCELLATION and context.get("status") == RegistrationStatus.CONFIRMED):
         method = "CANCEL" if template in WITH_CANCELLATION else "REQUEST"
         message.add_attachment(invitation(recipient, context, lang, method=method), maintype="text",
                                subtype="calendar", filename="klassen-meetup.ics",

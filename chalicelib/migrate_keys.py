@@ -21,15 +21,12 @@ from __future__ import annotations
 import sys
 from datetime import timedelta
 
-from chalicelib import clock
+from chalicelib import catalogue, clock
 from chalicelib.config import get_settings
-from pynamodb.exceptions import UpdateError
-
-from chalicelib.leases import is_condition_failure
-from chalicelib import catalogue
 from chalicelib.models import (ACTIVITY_SHARDS, DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, WAITLIST_PREFIX, Activity,
                                Departure, EmailGuard, OutboxMessage, WaitlistEntry, guard_partition, line_partition,
-                               outbox_due_key, storage_errors)
+                               outbox_due_key)
+from chalicelib.storage import conditional, storage_errors
 
 LEGACY_DUE = "due"
 LOOKBACK_MARGIN_DAYS = 14  # beyond the retention period: records the TTL has not removed yet
@@ -67,13 +64,10 @@ def migrate_outbox() -> int:
     moved = 0
     with storage_errors():
         for key in list(OutboxMessage.by_due.query(LEGACY_DUE)):
-            try:
-                OutboxMessage(id=key.id).update(actions=[OutboxMessage.due.set(outbox_due_key(key.id))],
-                                                condition=OutboxMessage.due == LEGACY_DUE)
+            # A failed condition: sent or moved meanwhile.
+            if conditional(lambda: OutboxMessage(id=key.id).update(
+                    actions=[OutboxMessage.due.set(outbox_due_key(key.id))], condition=OutboxMessage.due == LEGACY_DUE)):
                 moved += 1
-            except UpdateError as exc:
-                if not is_condition_failure(exc):  # else: sent or moved meanwhile
-                    raise
     return moved
 
 

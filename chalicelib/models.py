@@ -1,5 +1,8 @@
 """PynamoDB models: one per kind of item. Table names come from settings; the tables
-themselves are defined once, in infra/resources.json (a test checks the two agree)."""
+themselves are defined once, in infra/resources.json (a test checks the two agree).
+
+Nothing here reads the settings at import: a model's table name, region and endpoint are read
+from them when they are used (chalicelib.storage makes the one connection, on first use)."""
 from __future__ import annotations
 
 import json
@@ -7,21 +10,57 @@ import json
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
+from pynamodb.models import MetaModel
+from pynamodb.models import Model as _PynamoModel
 
 from chalicelib.config import get_settings
+from chalicelib.statuses import HandoverStatus, IdeaStatus, JobState, MeetupState, OutboxState, OutcomeStatus
 
-_settings = get_settings()
+# A sign-up rush runs many requests at once in one process: keep enough connections.
+POOL_CONNECTIONS = {"max_pool_connections": 64, "connect_timeout_seconds": 5, "read_timeout_seconds": 10,
+                    "max_retry_attempts": 3}
 
 
-class _Meta:
-    region = _settings.region
-    host = _settings.dynamodb_endpoint
-    # A sign-up rush runs many requests at once in one process: keep enough connections.
-    max_pool_connections = 64
-    connect_timeout_seconds = 5
-    read_timeout_seconds = 10
-    max_retry_attempts = 3
+class _SettingsMeta(type):
+    """The metaclass of a model's Meta: its table name, region and endpoint are read from the
+    settings each time PynamoDB reads them (when it connects), never at import."""
+
+    @property
+    def table_name(cls) -> str:
+        return get_settings().table_name(cls.table_suffix)
+
+    @property
+    def region(cls) -> str:
+        return get_settings().region
+
+    @property
+    def host(cls) -> str | None:
+        return get_settings().dynamodb_endpoint
+
+
+class _Meta(metaclass=_SettingsMeta):
+    table_suffix = ""
+    max_pool_connections = POOL_CONNECTIONS["max_pool_connections"]
+    connect_timeout_seconds = POOL_CONNECTIONS["connect_timeout_seconds"]
+    read_timeout_seconds = POOL_CONNECTIONS["read_timeout_seconds"]
+    max_retry_attempts = POOL_CONNECTIONS["max_retry_attempts"]
+    extra_headers = None
+    aws_access_key_id = None
+    aws_secret_access_key = None
+    aws_session_token = None
+
+
+class _LazyMetaModel(MetaModel):
+    """PynamoDB's model metaclass fills in a Meta's missing options when the class is made, and
+    reads each one to find out (hasattr), which would read the settings at import. Our Meta has
+    every option, so that step is skipped: the class is made as if it had no Meta."""
+
+    def __init__(self, name, bases, namespace, discriminator=None):
+        super().__init__(name, bases, {k: v for k, v in namespace.items() if k != "Meta"}, discriminator)
+
+
+class Model(_PynamoModel, metaclass=_LazyMetaModel):
+    """The base of every model here: a PynamoDB Model whose Meta is read lazily."""
 
 
 class CompactJSONAttribute(JSONAttribute):
@@ -40,12 +79,11 @@ class CompactJSONAttribute(JSONAttribute):
 
 
 def _meta(suffix: str) -> type:
-    return type("Meta", (_Meta,), {"table_name": _settings.table_name(suffix)})
+    return type("Meta", (_Meta,), {"table_suffix": suffix})
 
 
 def _index_meta(name: str, projection=None) -> type:
-    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection(),
-                             "region": _Meta.region, "host": _Meta.host})
+    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection()})
 
 
 # --- meetups ---------------------------------------------------------------------------------
@@ -113,7 +151,7 @@ class Meetup(Model):
     waitlist_seq = NumberAttribute(default=0)
     waitlist_promoted = NumberAttribute(default=0)
     waitlist_max_length = NumberAttribute(null=True)
-    state = UnicodeAttribute(default="open")  # open | closed | cancelled (set by admins)
+    state = UnicodeAttribute(default=MeetupState.OPEN)  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)
     demo = BooleanAttribute(default=False)
@@ -358,7 +396,7 @@ class OutboxByRecipient(GlobalSecondaryIndex):
 class OutboxMessage(Model):
     Meta = _meta("outbox")
     id = UnicodeAttribute(hash_key=True)
-    state = UnicodeAttribute(default="pending")  # pending | sending | sent | failed | suppressed
+    state = UnicodeAttribute(default=OutboxState.PENDING)  # pending | sending | sent | failed | suppressed
     due = UnicodeAttribute(null=True)  # outbox_due_key(id) while pending: keeps `by_due` sparse
     next_attempt_at = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
@@ -392,7 +430,7 @@ class Handover(Model):
     from_meetup_id = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute()
     to_meetup_id = UnicodeAttribute()
-    status = UnicodeAttribute(default="proposed")  # proposed | accepted | completed
+    status = UnicodeAttribute(default=HandoverStatus.PROPOSED)  # proposed | accepted | completed
     audit = ListAttribute(of=AuditEntry, default=list)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
@@ -454,7 +492,7 @@ class Job(Model):
     kind = UnicodeAttribute()  # meetup_cancelled | promotions | invitations
     meetup_id = UnicodeAttribute()
     params = JSONAttribute(default=dict)
-    state = UnicodeAttribute(default="queued")  # queued | running | done | failed
+    state = UnicodeAttribute(default=JobState.QUEUED)  # queued | running | done | failed
     unfinished = UnicodeAttribute(null=True)  # JOB_UNFINISHED while queued or running
     done = NumberAttribute(default=0)
     total = NumberAttribute(null=True)
@@ -518,7 +556,7 @@ class OutcomeState(Model):
     Meta = _meta("outcomes")
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default=OUTCOME_STATE_KEY)
-    status = UnicodeAttribute(default="draft")  # draft | final
+    status = UnicodeAttribute(default=OutcomeStatus.DRAFT)  # draft | final
     finalised_at = UnicodeAttribute(null=True)
     finalised_by = UnicodeAttribute(null=True)
     links_sent_at = UnicodeAttribute(null=True)  # the scheduled job mailed the host and moderators
@@ -585,7 +623,7 @@ class Idea(Model):
     age_band = UnicodeAttribute()  # 12-13 | 14-15 | 16
     province = UnicodeAttribute(null=True)
     tag = UnicodeAttribute(null=True)
-    status = UnicodeAttribute(default="pending")  # pending | approved | rejected
+    status = UnicodeAttribute(default=IdeaStatus.PENDING)  # pending | approved | rejected
     submitted_on = UnicodeAttribute()  # the date only
 
 
@@ -604,128 +642,3 @@ class IdeaAudit(Model):
 ALL_MODELS = (Meetup, Registration, WaitlistEntry, Departure, LegacyWaitlist, EmailGuard, TableSeats, ErasureRecord,
               Activity, OutboxMessage, Handover, Organiser, AdminToken, Suppression, OutcomeState, OutcomeItem,
               OutcomeAudit, TagList, CouncilCode, Idea, IdeaAudit, Job)
-
-
-def _one_client_for_all_models() -> None:
-    """PynamoDB gives every model class its own connection, and so its own botocore client,
-    made on first use: each costs a cold start tens of milliseconds. All tables are in one
-    region behind one endpoint, so one lazily made connection serves every model."""
-    from pynamodb.connection import Connection
-    shared = Connection(region=_Meta.region, host=_Meta.host, max_pool_connections=_Meta.max_pool_connections,
-                        connect_timeout_seconds=_Meta.connect_timeout_seconds,
-                        read_timeout_seconds=_Meta.read_timeout_seconds,
-                        max_retry_attempts=_Meta.max_retry_attempts)
-    for model in ALL_MODELS:
-        table = model._get_connection()
-        own = table.connection
-        if table.table_name not in shared._tables:
-            shared.add_meta_table(own.get_meta_table(table.table_name))
-        table.connection = shared
-    Transaction._connection = shared
-
-
-
-# --- turning storage failures into domain errors ------------------------------------------------
-
-class _StorageErrors:
-    """`with storage_errors():` around DynamoDB calls: an AWS failure that no rule handles
-    (throttling, an unreachable endpoint) becomes ServiceUnavailable; the cause is kept."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        from pynamodb.exceptions import PynamoDBException
-        from chalicelib.errors import ServiceUnavailable
-        from chalicelib.messages import DATABASE_DOWN
-        if exc is not None and isinstance(exc, PynamoDBException):
-            raise ServiceUnavailable(DATABASE_DOWN) from exc
-        return False
-
-
-storage_errors = _StorageErrors
-
-
-# --- transactions with named parts --------------------------------------------------------------
-
-class Transaction:
-    """A PynamoDB TransactWrite whose parts carry names, so that a cancelled transaction
-    tells which condition failed (PynamoDB sends condition checks, deletes, puts, then
-    updates, whatever order they were added in; this keeps the bookkeeping in one place)."""
-
-    _ORDER = ("check", "delete", "put", "update")
-    _connection = None
-
-    def __init__(self):
-        from pynamodb.transactions import TransactWrite
-        self._tx = TransactWrite(connection=Transaction._shared_connection())
-        self._names: dict[str, list[str]] = {kind: [] for kind in self._ORDER}
-
-    @classmethod
-    def _shared_connection(cls):
-        if cls._connection is None:
-            from pynamodb.connection import Connection
-            cls._connection = Connection(region=_Meta.region, host=_Meta.host,
-                                         max_pool_connections=_Meta.max_pool_connections)
-        return cls._connection
-
-    def put(self, name: str, model, condition=None, return_old: bool = False):
-        self._names["put"].append(name)
-        self._tx.save(model, condition=condition, return_values="ALL_OLD" if return_old else None)
-
-    def update(self, name: str, model, actions, condition=None, return_old: bool = False):
-        self._names["update"].append(name)
-        self._tx.update(model, actions=actions, condition=condition,
-                        return_values="ALL_OLD" if return_old else None)
-
-    def delete(self, name: str, model, condition=None):
-        self._names["delete"].append(name)
-        self._tx.delete(model, condition=condition)
-
-    def check(self, name: str, model_cls, hash_key, range_key=None, condition=None):
-        self._names["check"].append(name)
-        self._tx.condition_check(model_cls, hash_key, range_key, condition=condition)
-
-    def commit(self) -> None:
-        """Commits; raises TransactionCancelled (with reasons by name) or the storage error."""
-        from pynamodb.exceptions import TransactWriteError
-        try:
-            self._tx._commit()
-        except TransactWriteError as exc:
-            names = [name for kind in self._ORDER for name in self._names[kind]]
-            reasons = {}
-            for name, reason in zip(names, exc.cancellation_reasons):
-                if reason is not None and reason.code != "None":
-                    reasons[name] = reason
-            if reasons or exc.cause_response_code == "TransactionCanceledException":
-                raise TransactionCancelled(reasons) from exc
-            from chalicelib.errors import ServiceUnavailable
-            from chalicelib.messages import DATABASE_DOWN
-            raise ServiceUnavailable(DATABASE_DOWN) from exc
-
-
-def retry_pause(attempt: int) -> None:
-    """A short, jittered, growing pause before a transaction is tried again (at most 0.2 s),
-    so that writers that collided on the same items do not collide again in step."""
-    import random
-    import time
-    time.sleep(min(0.2, 0.005 * 2 ** min(attempt, 6)) * random.random())
-
-
-class TransactionCancelled(Exception):
-    """Not a domain error: the service that ran the transaction decides what it means."""
-
-    def __init__(self, reasons: dict):
-        super().__init__(", ".join(f"{name}: {reason.code}" for name, reason in reasons.items()))
-        self.reasons = reasons
-
-    def failed(self, name: str) -> bool:
-        reason = self.reasons.get(name)
-        return reason is not None and reason.code == "ConditionalCheckFailed"
-
-    def old_item(self, name: str) -> dict | None:
-        reason = self.reasons.get(name)
-        return reason.raw_item if reason is not None else None
-
-
-_one_client_for_all_models()

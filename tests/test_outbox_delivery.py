@@ -6,7 +6,8 @@ import secrets
 from datetime import timedelta
 
 from chalicelib import clock, outbox
-from chalicelib.models import OutboxMessage, Transaction, outbox_due_key
+from chalicelib.models import OutboxMessage, outbox_due_key
+from chalicelib.storage import Transaction
 from tests.mailfixtures import CollectingBackend, FailingBackend, registration_context
 
 RECIPIENT = "delivery-test@mail.example.nl"

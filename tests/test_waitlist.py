@@ -177,11 +177,11 @@ def test_migration_turns_old_lines_into_entries_in_order_and_is_safe_twice():
 def test_migration_resumes_after_an_interruption(monkeypatch):
     meetup = make_meetup(capacity=1)
     holder, ids = _old_format(meetup, secrets.token_hex(3), 3)
-    from chalicelib import models
+    from chalicelib import storage
 
     def crash(self):
         raise RuntimeError("interrupted before the last step")
-    monkeypatch.setattr(models.Transaction, "commit", crash)
+    monkeypatch.setattr(storage.Transaction, "commit", crash)
     with pytest.raises(RuntimeError):
         migrate_waitlists.migrate_meetup(meetup)
     monkeypatch.undo()

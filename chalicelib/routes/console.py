@@ -9,12 +9,13 @@ from urllib.parse import quote
 
 from chalice import Blueprint, Response
 
-from chalicelib import (catalogue, console, digest, handover, messages, outcomes, privacy, registration,
+from chalicelib import (catalogue, console, digest, handover, meetup_changes, messages, outcomes, privacy, registration,
                         rendering, suppression, theme_tables)
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from chalicelib.http import (current_base, encodable, html_response, language, parse_body, redirect, routes,
                              security_headers)
 from chalicelib.messages import CONSOLE_CSRF
+from chalicelib.statuses import IdeaStatus
 
 bp = Blueprint(__name__)
 route = routes(bp)
@@ -144,7 +145,7 @@ def update_meetup(session, form, meetup_id):
     current = catalogue.admin_view(catalogue.load(meetup_id, consistent=True))
     here = f"{PATH}/meetups/{meetup_id}"
     try:
-        _, job = catalogue.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
+        _, job = meetup_changes.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
     except ValidationFailed as error:
         return _meetup_form(session, here, meetup=current, values=form, errors=error.field_messages(_lang()),
                             status=422)
@@ -308,7 +309,7 @@ def job_page(session, job_id):
 def _ideas_page(session, *, code=None, status=200, errors=None):
     from chalicelib import youth
     ideas = youth.list_ideas()
-    order = {"pending": 0, "approved": 1, "rejected": 2}
+    order = {IdeaStatus.PENDING: 0, IdeaStatus.APPROVED: 1, IdeaStatus.REJECTED: 2}
     revoked = (bp.current_request.query_params or {}).get("revoked") == "1"
     return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {}, revoked=revoked,
                  ideas=sorted(ideas, key=lambda i: (order.get(i["status"], 3), i["submitted_on"])))
