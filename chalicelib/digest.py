@@ -159,7 +159,7 @@ def subscribe(payload: dict, *, now: datetime | None = None) -> tuple[Organiser,
     language = f.choice("language", LANGUAGES, default="nl") or "nl"
     f.check()
     now = now or clock.now()
-    from chalicelib.privacy import address_hash
+    from chalicelib.addresses import address_hash
     organiser = Organiser(
         id=_subscription_id(email, scope_kind, scope_value, frequency), email=email, email_hash=address_hash(email),
         name=name,

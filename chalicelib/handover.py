@@ -27,7 +27,7 @@ from datetime import datetime
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalogue, clock, messages, tokens
+from chalicelib import catalogue, clock, jobs, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
@@ -414,7 +414,6 @@ def invitations_job_id(handover: Handover) -> str:
 def invite(handover: Handover, outgoing: Meetup, follow_up: Meetup):
     """Start (once) the background job that invites every active registration of the outgoing
     meetup that opted in (`invitations_page`), then notes it on the handover. Returns the job."""
-    from chalicelib import jobs
     return jobs.start("invitations", outgoing.id, params={"handover_id": handover.id, "to_meetup_id": follow_up.id},
                       job_id=invitations_job_id(handover), actor=SYSTEM)
 
@@ -423,7 +422,7 @@ def invitations_page(job, size: int) -> tuple[int, str | None, bool, list[Outbox
     """One page of the invitations job: the next `size` registrations of the outgoing meetup
     (`job.meetup_id`), an invitation to each that is active and opted in, each queued once.
     Once the last page is done, the count is noted on the handover."""
-    from chalicelib import jobs, outbox
+    from chalicelib import outbox
     handover = load(job.meetup_id)
     outgoing, follow_up = _meetups(handover)
     page, cursor, more = jobs.registrations_page(outgoing.id, job.cursor, size)
@@ -575,3 +574,11 @@ def complete(from_meetup_id: str, *, actor: str) -> dict:
     if handover.invitations_queued is None:
         _invite_safely(handover, outgoing, follow_up)
     return _admin_body(handover, outgoing, follow_up)
+
+
+def _invitations_step(job) -> "jobs.Step":
+    processed, cursor, finished, queued = invitations_page(job, jobs.PAGE)
+    return jobs.Step(processed, cursor, finished, queued)
+
+
+jobs.register_step("invitations", _invitations_step)

@@ -189,15 +189,15 @@ def _promotions_step(job: Job) -> Step:
     return Step(len(mails), None, not mails or not left, mails)
 
 
-def _invitations_step(job: Job) -> Step:
-    from chalicelib import handover
-    processed, cursor, finished, queued = handover.invitations_page(job, PAGE)
-    return Step(processed, cursor, finished, queued)
-
-
+# The kinds of job and their pages. A capability above this module adds its kind with
+# `register_step` when it is imported (the handover its invitations), so that this module, which
+# that capability uses to start its jobs, does not import it back. app.py imports every capability.
 STEPS: dict[str, Callable[[Job], Step]] = {"meetup_cancelled": _cancelled_step, "meetup_changed": _changed_step,
-                                           "promotions": _promotions_step,
-                                           "invitations": _invitations_step}
+                                           "promotions": _promotions_step}
+
+
+def register_step(kind: str, step: Callable[[Job], Step]) -> None:
+    STEPS[kind] = step
 
 
 def _claim(job: Job) -> str | None:
@@ -231,6 +231,8 @@ def run(job_id: str, *, budget_seconds: float | None = BUDGET_SECONDS, max_pages
                           or (budget_seconds is not None and time.monotonic() - started > budget_seconds)):
                 _release(job, lease)
                 return job
+            if job.kind not in STEPS:
+                raise RuntimeError(f"no step for jobs of kind {job.kind!r}: its capability registers it on import")
             step = STEPS[job.kind](job)
             pages += 1
             now = clock.now()

@@ -40,7 +40,7 @@ from chalicelib import clock, mail, messages, storage
 from chalicelib.config import get_settings
 from chalicelib.models import OUTBOX_DUE_KEYS, OutboxByDue, OutboxMessage, outbox_due_key
 from chalicelib.observability import logger
-from chalicelib.privacy import address_hash
+from chalicelib.addresses import address_hash
 from chalicelib.statuses import OutboxState
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, new_outbox_message, retry_pause
 
@@ -88,8 +88,8 @@ def _compose(msg: OutboxMessage):
     it was queued."""
     context = msg.context
     if msg.template == "registration_waitlisted" and (context or {}).get("waitlist_ticket"):
-        from chalicelib import registration
-        context = registration.position_for_mail(context)
+        from chalicelib import line
+        context = line.position_for_mail(context)
     return mail.compose(msg.template, msg.language, msg.recipient, context, message_id=msg.id)
 
 

@@ -21,7 +21,6 @@ No Scan anywhere.
 """
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time as _time
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from datetime import datetime, timedelta
 from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import catalogue, clock, messages
+from chalicelib.addresses import address_hash
 from chalicelib.config import get_settings
 from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard,
                                ErasureRecord, Meetup, MeetupsByStart, OutboxMessage, Organiser, Registration,
@@ -39,7 +39,6 @@ from chalicelib.statuses import RegistrationStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
 from chalicelib.validation import Fields
 
-RESEND_INTERVAL = timedelta(minutes=10)  # the manage link is mailed again at most this often per registration
 AUDIT_RETENTION_DAYS = 730  # erasure records (a hash of the address, never the address)
 LOG_RETENTION_DAYS = 30  # CloudWatch Logs: .chalice/config.json's log_retention_in_days (a test checks)
 BACKUP_RETENTION_DAYS = 35  # point-in-time recovery of the registrations, meetups and handovers tables
@@ -52,9 +51,9 @@ PERSONAL_FIELDS = ("name", "email", "email_hash", "organisation", "theme", "cons
                    "follow_up_consent_at", "follow_up_withdrawn_at", "link_sent_at", "erase_due", "erase_after")
 
 
-def address_hash(email: str) -> str:
-    """How an address is looked up and audited without being stored again."""
-    return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
+def _resend_interval() -> timedelta:
+    from chalicelib import registration as roster
+    return roster.RESEND_INTERVAL
 
 
 def periods() -> dict:
@@ -63,7 +62,7 @@ def periods() -> dict:
     return {"registration_days": days, "cancelled_days": days, "activity_days": days, "outbox_days": days,
             "guard_days": days, "idempotency_hours": IDEMPOTENCY_HOURS, "log_days": LOG_RETENTION_DAYS,
             "backup_days": BACKUP_RETENTION_DAYS, "audit_days": AUDIT_RETENTION_DAYS,
-            "resend_minutes": int(RESEND_INTERVAL.total_seconds() // 60)}
+            "resend_minutes": int(_resend_interval().total_seconds() // 60)}
 
 
 def statement_context() -> dict:
@@ -75,35 +74,10 @@ def statement_context() -> dict:
 
 # --- the manage link, mailed again ----------------------------------------------------------------
 
-def send_link(registration: Registration, meetup: Meetup, now: datetime | None = None) -> bool:
-    """Mail a registration's manage link to its address, at most once per RESEND_INTERVAL: the
-    time is claimed with a conditional write in the same transaction as the queued email."""
-    from chalicelib import outbox, registration as roster
-    now = now or clock.now()
-    stamp = clock.to_storage(now)
-    if registration.status not in ACTIVE or registration.erased_at or not registration.email:
-        return False
-    mail = roster._mail("registration_link", meetup, registration)
-    tx = Transaction()
-    tx.update("registration", registration, [Registration.link_sent_at.set(stamp)],
-              Registration.status.is_in(*ACTIVE) & Registration.erased_at.does_not_exist()
-              & (Registration.link_sent_at.does_not_exist()
-                 | (Registration.link_sent_at <= clock.to_storage(now - RESEND_INTERVAL))))
-    tx.put("mail", mail, OutboxMessage.id.does_not_exist())
-    try:
-        tx.commit()
-    except TransactionCancelled:
-        logger.info("manage link not mailed again: sent recently", extra={"registration_id": registration.id})
-        return False
-    logger.info("manage link mailed again", extra={"registration_id": registration.id})
-    outbox.dispatch([mail])
-    return True
-
-
 def resend_links(payload: dict) -> int:
     """"Mail me my links": the manage links of the address's active registrations. The caller
     answers the same whatever this finds; returns how many were mailed (for logs and tests)."""
-    from chalicelib import catalogue
+    from chalicelib import catalogue, registration as roster
     f = Fields(payload, allowed=("email", "language"))
     email = f.email("email", required=True)
     f.choice("language", ("nl", "en"))
@@ -111,7 +85,7 @@ def resend_links(payload: dict) -> int:
     sent = 0
     for registration in _registrations_of(address_hash(email)):
         if registration.status in ACTIVE and not registration.erased_at:
-            sent += send_link(registration, catalogue.load(registration.meetup_id, consistent=True))
+            sent += roster.send_link(registration, catalogue.load(registration.meetup_id, consistent=True))
     return sent
 
 

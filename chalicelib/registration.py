@@ -31,10 +31,11 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import catalogue, clock, joining, messages, theme_tables, tokens
+from chalicelib import catalogue, clock, joining, line, messages, theme_tables, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
@@ -50,6 +51,8 @@ ROLES = ("teacher", "school_leader", "school_board", "local_politician", "educat
          "youth_work", "parent", "other")
 LANGUAGES = ("nl", "en")
 MANAGE_PURPOSE = "registration"
+ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
+RESEND_INTERVAL = timedelta(minutes=10)  # the manage link is mailed again at most this often per registration
 MAX_ATTEMPTS = 60
 
 
@@ -104,7 +107,7 @@ def read_sign_up(payload: dict) -> SignUp:
 
 
 def guard_key(email: str) -> str:
-    from chalicelib.privacy import address_hash
+    from chalicelib.addresses import address_hash
     return EMAIL_GUARD_PREFIX + address_hash(email)
 
 
@@ -174,64 +177,11 @@ def _read_meetup(meetup_id: str) -> Meetup:
     return catalogue.load(meetup_id, consistent=True)
 
 
-def _entries(meetup_id: str, limit: int | None = None) -> list[WaitlistEntry]:
-    """The first `limit` in line (all without one), first in line first: a consistent Query of `W#`."""
-    with storage_errors():
-        return list(WaitlistEntry.query(line_partition(meetup_id), WaitlistEntry.sk.startswith(WAITLIST_PREFIX),
-                                        consistent_read=True, limit=limit, page_size=limit))
-
-
-def read_line(meetup_id: str) -> list[str]:
-    """The registration ids in line, first in line first (reads the whole line: admin listing, tests)."""
-    return [entry.registration_id for entry in _entries(meetup_id)]
-
-
-def _departures_before(meetup_id: str, ticket: int) -> int:
-    """How many waiting people with a ticket below `ticket` left the line (keys only, consistent):
-    costs grow with the departures ahead, never with the line."""
-    if ticket <= 1:
-        return 0
-    with storage_errors():
-        return Departure.count(line_partition(meetup_id), Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0),
-                                                               ticket_key(DEPARTURE_PREFIX, ticket - 1)),
-                               consistent_read=True)
-
-
-def _line_state(meetup: Meetup) -> tuple:
-    """Every change to the line changes one of these: a join the sequence, a promotion the
-    promoted count, a departure the length."""
-    return int(meetup.waitlist_seq or 0), int(meetup.waitlist_promoted or 0), int(meetup.waitlist_length or 0)
-
-
-def position_of_ticket(meetup_id: str, ticket: int, meetup: Meetup | None = None) -> int:
-    """The exact place in line of a waiting ticket, without reading the line:
-    ticket - promoted from the front - departures ahead. Read again if the line changed while
-    the departures were counted, so the answer is the line at one moment."""
-    before = meetup or _read_meetup(meetup_id)
-    for _ in range(5):
-        ahead = _departures_before(meetup_id, ticket)
-        after = _read_meetup(meetup_id)
-        if _line_state(after) == _line_state(before):
-            break
-        before = after
-    return int(ticket) - int(after.waitlist_promoted or 0) - ahead
-
-
-def _positions_of(meetup_id: str, waiting: list[Registration]) -> dict[str, int]:
-    """The places in line of a page of waiting people: one read of the meetup and one keys-only
-    Query of the departures up to the page's last ticket, never the line itself."""
-    if not waiting:
-        return {}
-    import bisect
-    meetup = _read_meetup(meetup_id)
-    last = max(int(r.waitlist_ticket) for r in waiting)
-    with storage_errors():
-        departed = sorted(int(d.sk[len(DEPARTURE_PREFIX):]) for d in Departure.query(
-            line_partition(meetup_id), Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0), ticket_key(DEPARTURE_PREFIX, last)),
-            consistent_read=True, attributes_to_get=["meetup_id", "sk"]))
-    promoted = int(meetup.waitlist_promoted or 0)
-    return {r.id: int(r.waitlist_ticket) - promoted - bisect.bisect_left(departed, int(r.waitlist_ticket))
-            for r in waiting}
+_entries = line.entries
+read_line = line.read_line
+position_of_ticket = line.position_of_ticket
+_positions_of = line.positions_of
+position_for_mail = line.position_for_mail
 
 
 def waitlist_position(registration: Registration) -> int | None:
@@ -239,24 +189,6 @@ def waitlist_position(registration: Registration) -> int | None:
     if registration.status != RegistrationStatus.WAITLISTED or not registration.waitlist_ticket:
         return None
     return position_of_ticket(registration.meetup_id, int(registration.waitlist_ticket))
-
-
-def position_for_mail(context: dict) -> dict:
-    """The waitlisted email's context with the position as it is when the email is composed
-    (whatever delivers it: the request, the worker, the stream or the retry job). A person no
-    longer waiting keeps the position committed with the join."""
-    meetup_id = (context.get("meetup") or {}).get("id")
-    ticket = context.get("waitlist_ticket")
-    if not meetup_id or not ticket:
-        return context
-    with storage_errors():
-        try:
-            entry = WaitlistEntry.get(line_partition(meetup_id), ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
-        except DoesNotExist:
-            return context
-    if entry.registration_id != context.get("registration_id"):
-        return context
-    return dict(context, waitlist_position=position_of_ticket(meetup_id, int(ticket)))
 
 
 def by_token(token: str, purpose: str = MANAGE_PURPOSE) -> Registration:
@@ -510,7 +442,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     meetup, confirmed = hints.get(meetup_id)
     now = clock.now()
     stamp = clock.to_storage(now)
-    from chalicelib.privacy import address_hash
+    from chalicelib.addresses import address_hash
     registration = Registration(
         meetup_id=meetup.id, sk="", id=secrets.token_urlsafe(12), status=RegistrationStatus.CONFIRMED, name=signup.name,
         email=signup.email, email_hash=address_hash(signup.email), role=signup.role,
@@ -612,16 +544,40 @@ def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, exp
     return Outcome(registration, created=True, position=position, mail=[mail], meetup=meetup)
 
 
+def send_link(registration: Registration, meetup: Meetup, now: datetime | None = None) -> bool:
+    """Mail a registration's manage link to its address, at most once per RESEND_INTERVAL: the
+    time is claimed with a conditional write in the same transaction as the queued email."""
+    from chalicelib import outbox
+    now = now or clock.now()
+    stamp = clock.to_storage(now)
+    if registration.status not in ACTIVE or registration.erased_at or not registration.email:
+        return False
+    mail = _mail("registration_link", meetup, registration)
+    tx = Transaction()
+    tx.update("registration", registration, [Registration.link_sent_at.set(stamp)],
+              Registration.status.is_in(*ACTIVE) & Registration.erased_at.does_not_exist()
+              & (Registration.link_sent_at.does_not_exist()
+                 | (Registration.link_sent_at <= clock.to_storage(now - RESEND_INTERVAL))))
+    tx.put("mail", mail, OutboxMessage.id.does_not_exist())
+    try:
+        tx.commit()
+    except TransactionCancelled:
+        logger.info("manage link not mailed again: sent recently", extra={"registration_id": registration.id})
+        return False
+    logger.info("manage link mailed again", extra={"registration_id": registration.id})
+    outbox.dispatch([mail])
+    return True
+
+
 def _existing(meetup: Meetup, raw_guard: dict | None) -> Outcome:
     """The same address already holds a place here: change nothing, and mail that address its
-    manage link again (at most once per privacy.RESEND_INTERVAL). The caller answers with nothing
+    manage link again (at most once per RESEND_INTERVAL). The caller answers with nothing
     of the existing registration: an address tells a stranger no more than that it is registered."""
-    from chalicelib import privacy
     registration_id = (raw_guard or {}).get("registration_id", {}).get("S")
     if not registration_id:
         raise ServiceUnavailable(messages.TRY_AGAIN)
     registration = _load_registration(meetup.id, registration_id)
-    privacy.send_link(registration, meetup)
+    send_link(registration, meetup)
     return Outcome(registration, created=False, meetup=meetup)
 
 

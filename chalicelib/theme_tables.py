@@ -270,11 +270,10 @@ def choices(meetup: Meetup, current: str | None) -> dict:
             "open": clock.now() < clock.from_storage(until)}
 
 
-def change_table(token: str, payload: dict) -> Registration:
-    """A confirmed person moves to another table (or to no preference) until the meetup's
-    deadline: the old seat is given back and the new one taken in one transaction."""
-    from chalicelib import registration as roster
-    person = roster.by_token(token)
+def change_table(person: Registration, payload: dict) -> Registration:
+    """A confirmed person (found by their link: registration.by_token) moves to another table (or
+    to no preference) until the meetup's deadline: the old seat is given back and the new one
+    taken in one transaction."""
     meetup = catalogue.load(person.meetup_id, consistent=True)
     f = Fields(payload, allowed=("table_id", "language"))
     choice = f.choice("table_id", [t.id for t in tables_of(meetup)] + [NONE_CHOSEN], required=True)

@@ -282,7 +282,7 @@ def test_a_table_change_races_a_sign_up_for_the_last_seat(client, admin_headers)
     def change():
         barrier.wait()
         try:
-            theme_tables.change_table(token, {"table_id": small})
+            theme_tables.change_table(registration.by_token(token), {"table_id": small})
             results["change"] = "won"
         except Exception as error:
             results["change"] = getattr(error, "code", repr(error))

@@ -105,7 +105,7 @@ def cancel(token):
 def change_table(token):
     """Change theme table from the manage page (a form) or as JSON `{"table_id"}` ("none": no preference)."""
     request = bp.current_request
-    person = theme_tables.change_table(token, parse_body(request))
+    person = theme_tables.change_table(registration.by_token(token), parse_body(request))
     if wants_html(request):
         return redirect(f"/registrations/{token}?lang={language(request, person.language)}#table")
     return json_response({"table_id": person.table_id})
