@@ -102,9 +102,11 @@ def start_services(count: int, admin: str, data_dir: Path, endpoint: str,
 
     def launch(number: int, port: int) -> tuple[subprocess.Popen, int]:
         env = dict(shared, PORT=str(port), DATA_DIR=str(data_dir / f"app{number}"))
-        process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                   start_new_session=True)
+        # Its output to a file (a pipe nobody reads would stop the server once it is full).
+        with open(data_dir / f"app{number}.log", "wb") as log:
+            process = subprocess.Popen([sys.executable, *command], cwd=ROOT, env=env, stdout=log,
+                                       stderr=subprocess.STDOUT, start_new_session=True)
+        process.log_path = data_dir / f"app{number}.log"
         services.append((process, port))
         return process, port
 
@@ -123,7 +125,7 @@ def _wait_up(process: subprocess.Popen, port: int, timeout: float = 120) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError("the service exited:\n" + process.stdout.read())
+            raise RuntimeError("the service exited:\n" + process.log_path.read_text(errors="replace"))
         try:
             if requests.get(f"http://127.0.0.1:{port}/meetups", timeout=2).status_code == 200:
                 return
