@@ -1,6 +1,6 @@
 """`make bench`: runs every benchmark there is, in order, each in its own interpreter.
 
-    python -m bench [NAME ...]      # NAME: coldstart, signup, waitlist, digest (default: all that exist)
+    python -m bench [NAME ...]      # NAME: coldstart, signup, waitlist, scaling, digest (default: all that exist)
 
 Fails (exit 1) if any benchmark fails. Results are printed and written under bench/results/.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-ORDER = ("coldstart", "signup", "waitlist", "digest")
+ORDER = ("coldstart", "signup", "waitlist", "scaling", "digest")
 # Arguments a benchmark gets here: the sign-up rush on one app process and on four.
 ARGS = {"signup": ["--processes", "1,4"]}
 

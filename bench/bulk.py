@@ -6,7 +6,8 @@ import secrets
 from datetime import timedelta
 
 from chalicelib import clock
-from chalicelib.models import REGISTRATION_PREFIX, WAITLIST_PREFIX, Meetup, Registration, WaitlistEntry, ticket_key
+from chalicelib.models import (REGISTRATION_PREFIX, WAITLIST_PREFIX, Meetup, Registration, WaitlistEntry, line_partition,
+                               ticket_key)
 
 
 def person(meetup: Meetup, status: str, n: int, stamp: str, **extra) -> Registration:
@@ -38,7 +39,7 @@ def load_roster(meetup: Meetup, *, confirmed: int = 0, waiting: int = 0, cancell
     # The line: one entry per waiting person, tickets 1..N in order, as sign-ups write them.
     with WaitlistEntry.batch_write() as batch:
         for ticket, registration in enumerate(made["waitlisted"], start=1):
-            batch.save(WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, ticket),
+            batch.save(WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, ticket),
                                      registration_id=registration.id, ticket=ticket))
     meetup.update(actions=[Meetup.confirmed.set(confirmed), Meetup.waitlist_length.set(waiting),
                            Meetup.waitlist_seq.set(waiting), Meetup.waitlist_promoted.set(0)])

@@ -182,7 +182,7 @@ class Tour:
         """`count` roster changes between the last run and the run (minus the digest's settle time)."""
         from chalicelib import registration
         from chalicelib.config import get_settings
-        from chalicelib.models import Activity, Registration
+        from chalicelib.models import Activity, Registration, activity_keys
         regs, activity, kinds = [], [], Counter()
         start = self.last_run + timedelta(seconds=1)
         span = (self.run_at - timedelta(minutes=5) - start).total_seconds()
@@ -193,8 +193,7 @@ class Tour:
             if n % 250 == 249:  # a few handovers, shaped as the handover writes them
                 target = self.rng.choice(self.meetups)
                 activity.append(Activity(
-                    day=at.astimezone(timezone.utc).strftime("%Y-%m-%d"),
-                    sk=f"{self.clock.stamp(at)}#{secrets.token_hex(4)}", type="handover", meetup_id=meetup.id,
+                    **activity_keys(at.astimezone(timezone.utc)), type="handover", meetup_id=meetup.id,
                     province=meetup.province,
                     details={"from_meetup_id": meetup.id, "to_meetup_id": target.id, "from_city": meetup.city,
                              "to_city": target.city, "handover_id": secrets.token_hex(6)},

@@ -72,7 +72,8 @@ def bulk_load(meetup, start_ticket: int, count: int, tag: str) -> None:
     """`count` waiting people with tickets start_ticket.., in the real item format."""
     import boto3
     from chalicelib import clock
-    from chalicelib.models import REGISTRATION_PREFIX, WAITLIST_PREFIX, Meetup, Registration, WaitlistEntry, ticket_key
+    from chalicelib.models import (REGISTRATION_PREFIX, WAITLIST_PREFIX, Meetup, Registration, WaitlistEntry,
+                                   line_partition, ticket_key)
     from chalicelib.privacy import address_hash
     client = boto3.client("dynamodb")
     table = Registration.Meta.table_name
@@ -87,7 +88,7 @@ def bulk_load(meetup, start_ticket: int, count: int, tag: str) -> None:
                                     role="teacher", organisation="OBS De Klimop", municipality="Lelystad",
                                     language="nl", created_at=stamp, updated_at=stamp, consent_at=stamp,
                                     consent_version="2026-11-23", waitlist_ticket=ticket)
-        entry = WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, ticket), registration_id=rid,
+        entry = WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, ticket), registration_id=rid,
                               ticket=ticket, expires_at=expires)
         return [registration.serialize(), entry.serialize()]
 

@@ -14,8 +14,9 @@ from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.errors import Unauthorized
 from chalicelib.messages import ADMIN_TOKEN_NEEDED
-from chalicelib.models import AdminToken, storage_errors
+from chalicelib.models import AdminToken
 from chalicelib.observability import logger
+from chalicelib.storage import storage_errors
 
 TOKEN_PREFIX = "kma_"
 

@@ -15,7 +15,9 @@ import io
 
 from chalicelib import catalogue, clock, outcomes, youth
 from chalicelib.messages import Message
-from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, Registration, storage_errors
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration
+from chalicelib.statuses import MeetupState, OutcomeStatus, RegistrationStatus
+from chalicelib.storage import storage_errors
 from chalicelib.validation import Fields
 
 FORMATS = ("html", "pdf", "json", "csv")
@@ -45,7 +47,7 @@ def _counts(meetup_id: str) -> tuple[dict[str, int], int]:
     with storage_errors():
         for reg in Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                       attributes_to_get=["role", "status", "joined_at"]):
-            if reg.status == "confirmed":
+            if reg.status == RegistrationStatus.CONFIRMED:
                 by_role[reg.role] = by_role.get(reg.role, 0) + 1
             if reg.joined_at:
                 joined += 1
@@ -57,8 +59,7 @@ def _date(value: str) -> str:
 
 
 def collect(province: str | None = None) -> dict:
-    with storage_errors():
-        meetups = [m for m in Meetup.by_start.query(TOUR_LISTING) if m.state != "cancelled"]
+    meetups = [m for m in catalogue.tour() if m.state != MeetupState.CANCELLED]
     by_id = {m.id: m for m in meetups}
     chains: dict[str, list[Meetup]] = {}
     for meetup in meetups:  # oldest first: the index is by start
@@ -87,7 +88,7 @@ def collect(province: str | None = None) -> dict:
                 "handed_over_from": ({"meetup_id": before.id, "city": before.city, "host": before.host_name}
                                      if before else None),
                 "participants": by_role, "participants_total": sum(by_role.values()), "joined": joined,
-                "outcomes_status": "final" if final else "draft",
+                "outcomes_status": OutcomeStatus.FINAL if final else OutcomeStatus.DRAFT,
                 "finalised_at": _date(state.finalised_at) if final else None,
                 "tables": [],
             }
@@ -219,7 +220,7 @@ def pdf(bundle: dict, lang: str = "nl") -> bytes:
                 roles = ", ".join(f"{r}: {n}" for r, n in m["participants"].items()) or "-"
                 line(("Taking part" if en else "Deelnemers") + f": {m['participants_total']} ({roles}); "
                      + ("joined online" if en else "online binnengekomen") + f": {m['joined']}", 9)
-                if m["outcomes_status"] != "final":
+                if m["outcomes_status"] != OutcomeStatus.FINAL:
                     line("No final outcomes yet." if en else "Nog geen vastgestelde uitkomsten.", 9, "I")
                 for table in m["tables"]:
                     line((table["name_en"] if en else table["name"]), 10, "B")

@@ -8,6 +8,7 @@ from datetime import timedelta
 from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.models import Meetup
+from chalicelib.statuses import MeetupState
 
 UID_DOMAIN = "klassen-meetups"
 CALENDAR_NAME = "Klassen Meetups"
@@ -28,7 +29,7 @@ def tour_calendar(meetups: list[Meetup], lang: str = "nl") -> bytes:
                           location=where or None, url=url, stamp=clock.now(),
                           sequence=int(meetup.calendar_sequence or 0),
                           description="\n\n".join(p for p in (meetup.description, url) if p))
-        event.add("status", "CANCELLED" if meetup.state == "cancelled" else "CONFIRMED")
+        event.add("status", "CANCELLED" if meetup.state == MeetupState.CANCELLED else "CONFIRMED")
         events.append(event)
     calendar = Calendar.new(prodid="-//Klassen Meetups//NL", method="PUBLISH", subcomponents=events)
     calendar.add("x-wr-calname", CALENDAR_NAME)

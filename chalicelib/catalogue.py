@@ -4,19 +4,21 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import clock, messages
 from chalicelib.config import MAX_REMINDER_OFFSET
 from chalicelib.errors import Conflict, NotFound, ValidationFailed
 from chalicelib.messages import Message, problem
-from chalicelib.models import TOUR_LISTING, Meetup, storage_errors
+from chalicelib.models import TOUR_LISTING, Meetup
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState
+from chalicelib.storage import conditional, storage_errors
 from chalicelib.validation import Fields
 
 KINDS = ("regional", "extra", "follow_up", "final")
 MODES = ("online", "in_person")
-STATES = ("open", "closed", "cancelled")
+STATES = tuple(MeetupState)
 PROVINCES = ("Drenthe", "Flevoland", "Friesland", "Gelderland", "Groningen", "Limburg",
              "Noord-Brabant", "Noord-Holland", "Overijssel", "Utrecht", "Zeeland", "Zuid-Holland")
 _PROVINCE_ALIASES = {p.lower(): p for p in PROVINCES} | {"fryslân": "Friesland", "fryslan": "Friesland"}
@@ -42,7 +44,7 @@ def new_id() -> str:
 
 def public_status(meetup: Meetup, now: datetime | None = None) -> str:
     """open | full | closed, as the contract shows it."""
-    if meetup.state != "open" or meetup.awaiting_host or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
+    if meetup.state != MeetupState.OPEN or meetup.awaiting_host or clock.from_storage(meetup.starts_at) <= (now or clock.now()):
         return "closed"
     return "full" if meetup.confirmed >= meetup.capacity else "open"
 
@@ -69,7 +71,7 @@ def view(meetup: Meetup) -> dict:
         # Extensions to the contract:
         "venue": meetup.venue,
         "description": meetup.description,
-        "cancelled": meetup.state == "cancelled",
+        "cancelled": meetup.state == MeetupState.CANCELLED,
         "demo": bool(meetup.demo),
     }
 
@@ -82,13 +84,13 @@ def phase(meetup: Meetup, now: datetime | None = None) -> str:
     past, announced (a follow-up whose new host has not accepted yet), closed, full (no
     waitlist), waitlist (full, its waitlist open) or open. Sign-up is possible in the last two."""
     now = now or clock.now()
-    if meetup.state == "cancelled":
+    if meetup.state == MeetupState.CANCELLED:
         return "cancelled"
     if clock.from_storage(meetup.starts_at) <= now:
         return "past"
     if meetup.awaiting_host:
         return "announced"
-    if meetup.state != "open":
+    if meetup.state != MeetupState.OPEN:
         return "closed"
     if meetup.confirmed >= meetup.capacity or meetup.waitlist_length:
         return "waitlist" if meetup.waitlist_enabled else "full"
@@ -161,8 +163,16 @@ def find_meetups(*, province: str | None = None, kind: str | None = None,
             found = load_many([key.id for key in Meetup.by_province.query(normalise_province(province),
                                                                           range_condition)])
         else:
-            found = list(Meetup.by_start.query(TOUR_LISTING, range_condition))
+            found = tour(range_condition)
     return [m for m in found if kind is None or m.kind == kind]
+
+
+def tour(range_condition=None) -> list[Meetup]:
+    """The tour's meetups by start time (optionally a range of start times): the keys from the
+    `by_start` index, which projects keys only, then the items with BatchGetItem."""
+    with storage_errors():
+        ids = [key.id for key in Meetup.by_start.query(TOUR_LISTING, range_condition)]
+    return load_many(ids) if ids else []
 
 
 def find_calendar(*, province: str | None = None, meetup_id: str | None = None) -> list[Meetup]:
@@ -316,32 +326,24 @@ def build_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = Fa
 
 def create_meetup(payload: dict, *, meetup_id: str | None = None, demo: bool = False) -> Meetup:
     meetup = build_meetup(payload, meetup_id=meetup_id, demo=demo)
-    with storage_errors():
-        try:
-            meetup.save(condition=Meetup.id.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise Conflict(Message(f"Er is al een meetup met id {meetup.id!r}.", f"A meetup with id {meetup.id!r} exists already."),
-                               code="exists") from exc
-            raise
+    if not conditional(lambda: meetup.save(condition=Meetup.id.does_not_exist())):
+        raise Conflict(Message(f"Er is al een meetup met id {meetup.id!r}.", f"A meetup with id {meetup.id!r} exists already."),
+                       code="exists")
     logger.info("meetup created", extra={"meetup_id": meetup.id, "kind": meetup.kind})
     return meetup
 
 
-def update_meetup(meetup_id: str, payload: dict, *, actor: str | None = None):
-    """Change a meetup's fields; returns the meetup and the background job the change started
-    (or None). The request commits the change only: the emails to everyone registered (a
-    cancellation) and the promotions into new seats (a capacity rise, a reopening) are a job
-    (chalicelib/jobs.py), so the answer never waits for thousands of people."""
-    from chalicelib import jobs, registration  # the roster is registration's; the bulk work a job's
+def read_changes(meetup_id: str, payload: dict) -> tuple[Meetup, dict]:
+    """The meetup as stored now and the admin's valid changes to it (`capacity` among them:
+    the roster's rules apply it, chalicelib.meetup_changes)."""
     meetup = load(meetup_id, consistent=True)
-    values = _read_fields(payload, creating=False, current=meetup)
-    if not values:
-        return meetup, None
-    capacity = values.pop("capacity", None)
-    if capacity is not None:
-        meetup = registration.change_capacity(meetup, capacity)
-    # A change of time, place, mode or join details updates everyone's calendar entry.
+    return meetup, _read_fields(payload, creating=False, current=meetup)
+
+
+def store_changes(meetup: Meetup, values: dict) -> bool:
+    """Store changed fields (not `capacity`) with `updated_at` (added to `values`); True when
+    the meetup moved: a change of time, place, mode or join details, which updates everyone's
+    calendar entry (its `calendar_sequence` is raised in the same update)."""
     moved = any(name in CALENDAR_FIELDS and value != getattr(meetup, name) for name, value in values.items())
     if values:
         values["updated_at"] = clock.to_storage(clock.now())
@@ -349,25 +351,6 @@ def update_meetup(meetup_id: str, payload: dict, *, actor: str | None = None):
                    for name, value in values.items()]
         if moved:
             actions.append(Meetup.calendar_sequence.add(1))
-        with storage_errors():
-            try:
-                meetup.update(actions=actions, condition=Meetup.id.exists())
-            except UpdateError as exc:
-                if exc.cause_response_code == "ConditionalCheckFailedException":
-                    raise NotFound(messages.meetup_not_found(meetup_id)) from exc
-                raise
-    logger.info("meetup updated", extra={"meetup_id": meetup_id, "fields": sorted(values) +
-                                         (["capacity"] if capacity is not None else [])})
-    job = None
-    if values.get("state") == "cancelled":
-        job = jobs.start("meetup_cancelled", meetup.id, actor=actor,
-                         total=int(meetup.confirmed) + int(meetup.waitlist_length))
-    elif registration.seats_to_fill(meetup):
-        job = jobs.start("promotions", meetup.id, actor=actor, total=registration.seats_to_fill(meetup))
-    if moved and meetup.state != "cancelled":  # every confirmed person's calendar follows
-        changed = jobs.start("meetup_changed", meetup.id, actor=actor, total=int(meetup.confirmed),
-                             params={"sequence": int(meetup.calendar_sequence or 0)})
-        job = job or changed
-    if job is not None and job.state in ("done", "failed"):  # run within the request (tests)
-        meetup = load(meetup_id, consistent=True)
-    return meetup, job
+        if not conditional(lambda: meetup.update(actions=actions, condition=Meetup.id.exists())):
+            raise NotFound(messages.meetup_not_found(meetup.id))
+    return moved

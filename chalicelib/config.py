@@ -65,8 +65,8 @@ class Settings:
 
 def _public_base_url(env: os._Environ | dict, stage: str) -> str:
     """The base of the links in emails. Only a local stage has a default: deployed, a missing value
-    would put links to 127.0.0.1 in every email, so reading the settings fails instead (at cold
-    start: chalicelib.models reads them on import)."""
+    would put links to 127.0.0.1 in every email, so reading the settings fails instead (on first
+    use: the first request's storage connection or link reads them; nothing reads them at import)."""
     url = (env.get("PUBLIC_BASE_URL") or "").strip().rstrip("/")
     if url:
         return url

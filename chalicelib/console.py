@@ -261,6 +261,52 @@ def table_errors(errors: dict, row_of: list[int]) -> dict:
     return shown
 
 
+# --- outcomes: the forms of one item, their errors, the audit trail ------------------------------
+
+def outcome_scope(table_id: str | None = None, item_id: str | None = None) -> str:
+    """The prefix of one outcome form's field ids and errors: a page has an add form per table and
+    a change form per item, all with the domain's field names (`title`, `actor_school`, ...)."""
+    return f"item-{item_id}" if item_id else f"new-{table_id}"
+
+
+def scoped_errors(errors: dict, scope: str) -> dict:
+    """The domain's field errors (`title`, `actors`) as the page's (`<scope>.title`)."""
+    return {f"{scope}.{name}": problem for name, problem in errors.items()}
+
+
+def outcome_form_item(form: dict) -> dict:
+    """A refused outcome form's fields as an item, to show them again as typed."""
+    return {"kind": form.get("kind"), "title": form.get("title") or "", "explanation": form.get("explanation") or "",
+            "table_id": form.get("table_id"),
+            "actors": [name[6:] for name in form if name.startswith("actor_")],
+            "tags": [name[4:] for name in form if name.startswith("tag_")]}
+
+
+def outcome_audit(entries: list[dict], items: dict[str, dict]) -> list[dict]:
+    """The outcome audit trail, newest first, each entry with the title of its item (from the
+    entry's own changes, else the item as it is now) and its changes as (field, before, after)."""
+    shown = []
+    for entry in reversed(entries):
+        changes = entry.get("changes") or {}
+        title = None
+        if "title" in changes:
+            title = changes["title"].get("after") or changes["title"].get("before")
+        if title is None and entry.get("item_id") in items:
+            title = items[entry["item_id"]]["title"]
+        rows = [(field, _audit_value(change.get("before")), _audit_value(change.get("after")))
+                for field, change in sorted(changes.items()) if isinstance(change, dict)]
+        shown.append(dict(entry, title=title, rows=rows))
+    return shown
+
+
+def _audit_value(value) -> str:
+    if value is None or value == []:
+        return "–"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 # --- the digest run, explained ---------------------------------------------------------------------
 
 def digest_run(result: dict, before: list[dict]) -> dict:
@@ -274,6 +320,27 @@ def digest_run(result: dict, before: list[dict]) -> dict:
 
 TEXTS = {
     "nl": {
+        "nav_outcomes": "Uitkomsten", "outcomes_title": "Uitkomsten", "outcomes_intro": "Per meetup de voorwaarden en oplossingen van elke thematafel. Na het vaststellen kan alleen de organisatie nog iets wijzigen; elke wijziging staat in het verloop.",
+        "outcomes": "Uitkomsten", "oc_draft": "concept", "oc_final": "vastgesteld", "oc_items": "Punten",
+        "oc_status": "Status van de uitkomsten", "oc_final_since": "Vastgesteld op",
+        "oc_final_note": "De uitkomsten zijn vastgesteld en gaan mee in de bundel. Wijzigingen hieronder worden als correctie van de organisatie vastgelegd.",
+        "oc_draft_note": "De uitkomsten zijn nog een concept: de gastheer of gastvrouw en de moderatoren kunnen ze via hun link aanvullen.",
+        "kind_condition": "Voorwaarde", "kind_solution": "Oplossing", "oc_kind": "Soort", "oc_title": "Korte titel",
+        "oc_explanation": "Toelichting", "oc_actors": "Wie is aan zet?", "oc_tags": "Thema's", "oc_table": "Tafel",
+        "actor_school": "school", "actor_gemeente": "gemeente", "actor_rijk": "rijk", "actor_other": "anders",
+        "oc_to_act": "Aan zet", "oc_nothing": "Nog niets vastgelegd.", "oc_change": "Wijzigen", "oc_remove": "Punt verwijderen",
+        "oc_add": "Voorwaarde of oplossing toevoegen", "oc_add_button": "Punt toevoegen", "oc_save": "Wijziging opslaan",
+        "oc_finalise": "Uitkomsten vaststellen", "oc_finalise_intro": "Stel de uitkomsten vast namens de gastheer of gastvrouw: daarna gaan ze mee in de bundel en kunnen ze niet meer via de links worden gewijzigd.",
+        "oc_reopen": "Weer openzetten als concept", "oc_reopen_intro": "Zet de uitkomsten terug naar concept, zodat de gastheer of gastvrouw en de moderatoren ze weer kunnen aanpassen. Ze gaan dan niet meer mee in de bundel tot ze opnieuw zijn vastgesteld.",
+        "oc_links": "Links voor gastheer en moderatoren", "oc_host_link": "Gastheer of gastvrouw (alle tafels, kan vaststellen)",
+        "oc_audit": "Verloop van de uitkomsten", "oc_no_audit": "Nog geen wijzigingen.",
+        "oc_action_added": "toegevoegd", "oc_action_changed": "gewijzigd", "oc_action_removed": "verwijderd",
+        "oc_action_finalised": "vastgesteld", "oc_action_reopened": "weer concept",
+        "oc_bundle": "Bundel van de provincie (om te printen)", "oc_bundle_all": "Bundel van de hele tour (om te printen)",
+        "oc_bundle_pdf": "Bundel als PDF", "oc_bundle_csv": "Bundel als CSV",
+        "oc_back": "Terug naar de uitkomsten in het beheer", "oc_saved": "De uitkomsten zijn bijgewerkt.",
+        "oc_field_kind": "soort", "oc_field_title": "titel", "oc_field_explanation": "toelichting", "oc_field_actors": "aan zet",
+        "oc_field_tags": "thema's", "oc_field_table_id": "tafel",
         "nav_ideas": "Jeugdraad", "nav_bundle": "Bundel slotbijeenkomst", "job_title": "Achtergrondtaak",
         "job_intro": "De wijziging is opgeslagen. Het versturen of bijwerken voor iedereen loopt op de achtergrond.",
         "job_kind_meetup_cancelled": "afzeggingen versturen", "job_kind_meetup_changed": "wijzigingen versturen",
@@ -347,9 +414,29 @@ TEXTS = {
         "e_queued_mail": "mails in de wachtrij", "e_organisers": "abonnementen als organisator",
         "e_meetup_hosts": "keer als gastheer of gastvrouw", "e_meetups": "meetups", "audit_id": "Kenmerk in het wislogboek",
         "erased_nothing": "Er was niets opgeslagen over dit adres.",
-        "reserved": "Hier komen later achtergrondtaken, uitkomsten en ideeën van de jongerenraad.",
     },
     "en": {
+        "nav_outcomes": "Outcomes", "outcomes_title": "Outcomes", "outcomes_intro": "Per meetup the conditions and solutions of each theme table. Once final, only the organisers can change anything; every change is in the history.",
+        "outcomes": "Outcomes", "oc_draft": "draft", "oc_final": "final", "oc_items": "Items",
+        "oc_status": "State of the outcomes", "oc_final_since": "Final since",
+        "oc_final_note": "The outcomes are final and go into the bundle. Changes below are recorded as the organisers' corrections.",
+        "oc_draft_note": "The outcomes are still a draft: the host and the moderators can add to them through their links.",
+        "kind_condition": "Condition", "kind_solution": "Solution", "oc_kind": "Kind", "oc_title": "Short title",
+        "oc_explanation": "Explanation", "oc_actors": "Who should act?", "oc_tags": "Themes", "oc_table": "Table",
+        "actor_school": "school", "actor_gemeente": "municipality", "actor_rijk": "national government", "actor_other": "other",
+        "oc_to_act": "To act", "oc_nothing": "Nothing recorded yet.", "oc_change": "Change", "oc_remove": "Remove item",
+        "oc_add": "Add a condition or solution", "oc_add_button": "Add item", "oc_save": "Save change",
+        "oc_finalise": "Make the outcomes final", "oc_finalise_intro": "Make the outcomes final on the host's behalf: they then go into the bundle and can no longer be changed through the links.",
+        "oc_reopen": "Reopen as a draft", "oc_reopen_intro": "Put the outcomes back into draft, so the host and the moderators can change them again. They leave the bundle until they are made final again.",
+        "oc_links": "Links for the host and the moderators", "oc_host_link": "Host (every table, may make them final)",
+        "oc_audit": "History of the outcomes", "oc_no_audit": "No changes yet.",
+        "oc_action_added": "added", "oc_action_changed": "changed", "oc_action_removed": "removed",
+        "oc_action_finalised": "made final", "oc_action_reopened": "reopened as a draft",
+        "oc_bundle": "The province's bundle (to print)", "oc_bundle_all": "The whole tour's bundle (to print)",
+        "oc_bundle_pdf": "Bundle as PDF", "oc_bundle_csv": "Bundle as CSV",
+        "oc_back": "Back to the outcomes in the admin console", "oc_saved": "The outcomes have been updated.",
+        "oc_field_kind": "kind", "oc_field_title": "title", "oc_field_explanation": "explanation", "oc_field_actors": "to act",
+        "oc_field_tags": "themes", "oc_field_table_id": "table",
         "nav_ideas": "Youth council", "nav_bundle": "Bundle for the final meeting", "job_title": "Background job",
         "job_intro": "The change is saved. Mailing or updating everyone runs in the background.",
         "job_kind_meetup_cancelled": "sending cancellations", "job_kind_meetup_changed": "sending changes",
@@ -423,6 +510,5 @@ TEXTS = {
         "e_queued_mail": "queued emails", "e_organisers": "organiser subscriptions",
         "e_meetup_hosts": "times as a host", "e_meetups": "meetups", "audit_id": "Reference in the erasure log",
         "erased_nothing": "Nothing was stored about this address.",
-        "reserved": "Background jobs, outcomes and the youth council's ideas will come here later.",
     },
 }

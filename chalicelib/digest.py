@@ -34,7 +34,7 @@ failed digest is better recomposed at the next firing (with what changed since) 
 stale. The outbox would need the claim and the queued message in one transaction for nothing.
 
 Cost grows with the changes, not the data: one run reads the activity log (written in the same
-transaction as every roster change, partitioned by UTC day, sorted by time) once, only the days
+transaction as every roster change, partitioned by UTC day and shard, sorted by time) once, only the days
 and the time range the due organisers need, plus one Query for the organisers (by frequency)
 and one for the tour's meetups (seats, next sessions); it filters per organiser in memory. It
 never reads the registrations.
@@ -48,14 +48,16 @@ import time as _time
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
-from chalicelib import catalogue, clock, leases, rendering, tokens
+from chalicelib import catalogue, clock, rendering, storage, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
 from chalicelib.messages import Message
-from chalicelib.models import Activity, Meetup, Organiser, storage_errors
+from chalicelib.models import Activity, Meetup, Organiser, activity_partitions
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState
+from chalicelib.storage import conditional, storage_errors
 from chalicelib.validation import Fields
 
 FREQUENCIES = ("daily", "weekly")
@@ -164,12 +166,8 @@ def subscribe(payload: dict, *, now: datetime | None = None) -> tuple[Organiser,
         scope_kind=scope_kind, scope_value=scope_value, frequency=frequency, language=language,
         created_at=clock.stamp(now), covered_until=clock.stamp(now),
         last_period=period_at(frequency, now).id)
-    with storage_errors():
-        try:
-            organiser.save(condition=Organiser.id.does_not_exist())
-        except PutError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
+    if not conditional(lambda: organiser.save(condition=Organiser.id.does_not_exist())):
+        with storage_errors():
             return Organiser.get(organiser.id, consistent_read=True), False
     logger.info("organiser subscribed", extra={"organiser_id": organiser.id, "scope": scope_kind,
                                                "frequency": frequency})
@@ -195,13 +193,8 @@ def load(organiser_id: str) -> Organiser:
 def remove(organiser_id: str) -> Organiser:
     """An admin removes an organiser: 404 when there is none."""
     organiser = load(organiser_id)
-    with storage_errors():
-        try:
-            organiser.delete(condition=Organiser.id.exists())
-        except DeleteError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFound(f"No organiser with id {organiser_id!r}") from exc
-            raise
+    if not conditional(lambda: organiser.delete(condition=Organiser.id.exists())):
+        raise NotFound(f"No organiser with id {organiser_id!r}")
     logger.info("organiser removed", extra={"organiser_id": organiser_id})
     return organiser
 
@@ -232,13 +225,8 @@ def find_by_token(token: str) -> Organiser | None:
 def unsubscribe(token: str) -> None:
     """Ends the subscription the link is for; again (or already ended): the same, nothing more."""
     organiser_id, created_at = tokens.verify(UNSUBSCRIBE_PURPOSE, token, 2)
-    with storage_errors():
-        try:
-            Organiser(id=organiser_id).delete(condition=Organiser.created_at == created_at)
-        except DeleteError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            return
+    if not conditional(lambda: Organiser(id=organiser_id).delete(condition=Organiser.created_at == created_at)):
+        return
     logger.info("organiser unsubscribed", extra={"organiser_id": organiser_id})
 
 
@@ -343,7 +331,9 @@ class ActivityWindow:
                     condition = Activity.sk < until
                 else:
                     condition = None
-                for item in Activity.query(day.isoformat(), condition, consistent_read=True):
+                found = [item for partition in activity_partitions(day.isoformat())
+                         for item in Activity.query(partition, condition, consistent_read=True)]
+                for item in sorted(found, key=lambda a: a.sk):  # the day's shards, merged by time
                     if since <= item.sk < until:  # `between` includes its upper end
                         yield Change(item.sk, item.type, item.meetup_id, item.province, item.details or {})
                 day += timedelta(days=1)
@@ -391,21 +381,17 @@ class RunResult:
                 "deferred": self.deferred}
 
 
-def _is_condition_failure(exc: Exception) -> bool:
-    return leases.is_condition_failure(exc)
-
-
 def _claim(organiser: Organiser, period: Period, now: datetime) -> str | None:
     """Take this organiser's period for this run; the lease end is the claim's token. The
     update refreshes `organiser` with the stored item (covered_until as stored, not as indexed)."""
-    lease = leases.lease_until(now, LEASE)
+    lease = storage.lease_until(now, LEASE)
     p = period.id
-    claimed = leases.claim(
+    claimed = storage.claim(
         organiser, [Organiser.claimed_period.set(p), Organiser.claim_until.set(lease)],
         Organiser.id.exists()
         & (Organiser.last_period.does_not_exist() | (Organiser.last_period != p))
         & (Organiser.claimed_period.does_not_exist() | (Organiser.claimed_period != p)
-           | leases.free(Organiser.claim_until, now)))
+           | storage.free(Organiser.claim_until, now)))
     return lease if claimed else None
 
 
@@ -424,7 +410,7 @@ def _complete(organiser: Organiser, period: Period, lease: str, cutoff: str, sen
         # Unsubscribed meanwhile, or the lease ran out and another run took over.
         logger.warning("digest period not marked done", exc_info=exc,
                        extra={"organiser_id": organiser.id, "period": period.id,
-                              "condition_failed": _is_condition_failure(exc)})
+                              "condition_failed": storage.is_condition_failure(exc)})
 
 
 def _release(organiser: Organiser, period: Period, lease: str) -> None:
@@ -502,7 +488,7 @@ def run(now: datetime | None = None, *, backend=None, time_budget: float = SCHED
     window = ActivityWindow(cutoff)
     window.cover(max(oldest, min(_stamp_of(o.covered_until) for o, _ in due)))
     with storage_errors():
-        meetups = catalogue.find_meetups()  # one Query of the tour listing
+        meetups = catalogue.find_meetups()  # the tour listing: one Query of its keys, one BatchGetItem
     tour = Tour(meetups)
 
     consecutive_failures = 0
@@ -590,7 +576,7 @@ def _meetup_context(meetup: Meetup | None, meetup_id: str) -> dict:
     return {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at, "city": meetup.city,
             "mode": meetup.mode, "capacity": capacity, "confirmed": confirmed,
             "seats_left": max(0, capacity - confirmed), "waitlist": int(meetup.waitlist_length), "fill": fill,
-            "cancelled": meetup.state == "cancelled", "url": f"{base}/meetups/{meetup.id}"}
+            "cancelled": meetup.state == MeetupState.CANCELLED, "url": f"{base}/meetups/{meetup.id}"}
 
 
 def _entry(item: Change, lang: str) -> dict:
@@ -652,7 +638,7 @@ def digest_context(organiser: Organiser, period: Period, changes: list[Change], 
             section["more"] += 1
     ordered = sorted(sections.values(), key=lambda s: (s["meetup"]["starts_at"] or "", s["meetup"]["title"]))
     now_storage = clock.to_storage(now)
-    upcoming = [m for m in tour.meetups if m.starts_at > now_storage and m.state != "cancelled"
+    upcoming = [m for m in tour.meetups if m.starts_at > now_storage and m.state != MeetupState.CANCELLED
                 and (meetup_ids is None or m.id in meetup_ids)]
     return {
         "name": organiser.name, "frequency": organiser.frequency, "period": period.id,

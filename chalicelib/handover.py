@@ -25,22 +25,24 @@ import secrets
 import threading
 from datetime import datetime
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (Activity, AuditEntry, Handover, Meetup, OutboxMessage,
-                               Registration, Transaction, TransactionCancelled, retry_pause, storage_errors)
+from chalicelib.models import Activity, AuditEntry, Handover, Meetup, OutboxMessage, Registration
 from chalicelib.observability import logger
+from chalicelib.statuses import HandoverStatus, JobState, MeetupState, RegistrationStatus
+from chalicelib.storage import (Transaction, TransactionCancelled, conditional, new_activity, retry_pause,
+                                storage_errors)
 from chalicelib.validation import Fields
 
 PURPOSE = "handover"  # of the signed accept link
 FIELDS = ("city", "host_name", "host_email", "starts_at", "ends_at", "mode", "capacity", "province", "title",
           "venue", "join_url", "waitlist", "description")
 _CATALOGUE_NAMES = {"host.name": "host_name", "host.email": "host_email"}  # catalogue's name -> ours
-ACTIVE = ("confirmed", "waitlisted")
+ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
 SYSTEM = "system"
 MAX_ATTEMPTS = 8
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
@@ -159,7 +161,7 @@ def _read(outgoing: Meetup, payload: dict, *, now: datetime, meetup_id: str | No
     """Validate a handover request against the outgoing meetup; the UNSAVED follow-up meetup.
     The meetup fields are catalogue's (one set of rules); one 422 names every problem."""
     f = Fields(payload, allowed=FIELDS)
-    if outgoing.state == "cancelled":
+    if outgoing.state == MeetupState.CANCELLED:
         f.fail("meetup", Message("Deze meetup gaat niet door en kan niet worden overgedragen.",
                                  "This meetup is cancelled: a cancelled meetup cannot be handed over."))
     city = f.text("city", required=True, max_length=100)
@@ -217,12 +219,9 @@ def _entry(now: datetime, actor: str, action: str, note: str | None = None) -> A
 
 
 def _activity(handover: Handover, outgoing: Meetup, follow_up: Meetup, now: datetime) -> Activity:
-    return Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="handover",
-        meetup_id=outgoing.id, province=outgoing.province,
-        details={"from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id, "from_city": outgoing.city,
-                 "to_city": follow_up.city, "handover_id": handover.id, "to_starts_at": follow_up.starts_at},
-        expires_at=now + get_settings().retention)
+    return new_activity("handover", outgoing, now, {
+        "from_meetup_id": outgoing.id, "to_meetup_id": follow_up.id, "from_city": outgoing.city,
+        "to_city": follow_up.city, "handover_id": handover.id, "to_starts_at": follow_up.starts_at})
 
 
 def _meetup_context(meetup: Meetup) -> dict:
@@ -343,14 +342,14 @@ def _hand_over(from_meetup_id: str, payload: dict, *, actor: str, request_key: s
         stamp = clock.to_storage(now)
         follow_up = _read(outgoing, payload, now=now, meetup_id=meetup_id, demo=demo)
         follow_up.awaiting_host = True  # announced; sign-up opens when the new host accepts
-        handover = Handover(from_meetup_id=outgoing.id, id=new_id(), to_meetup_id=follow_up.id, status="proposed",
+        handover = Handover(from_meetup_id=outgoing.id, id=new_id(), to_meetup_id=follow_up.id, status=HandoverStatus.PROPOSED,
                             audit=[_entry(now, actor, "proposed",
                                           f"{outgoing.city or 'online'} -> {follow_up.city}")],
                             created_at=stamp, updated_at=stamp, request_key=request_key)
         mails = _host_mails(handover, outgoing, follow_up)
         tx = Transaction()
         tx.check("outgoing", Meetup, outgoing.id,
-                 condition=Meetup.id.exists() & (Meetup.state != "cancelled")
+                 condition=Meetup.id.exists() & (Meetup.state != MeetupState.CANCELLED)
                  & (Meetup.updated_at == outgoing.updated_at))
         tx.put("meetup", follow_up, Meetup.id.does_not_exist())
         tx.put("handover", handover, Handover.from_meetup_id.does_not_exist())
@@ -438,17 +437,11 @@ def invitations_page(job, size: int) -> tuple[int, str | None, bool, list[Outbox
 
 def _note_invited(handover: Handover, invited: int) -> None:
     now = clock.now()
-    with storage_errors():
-        try:
-            handover.update(actions=[
-                Handover.invitations_queued.set(invited),
-                Handover.audit.set((Handover.audit | []).append([
-                    _entry(now, SYSTEM, "invited", f"{invited} opted-in participants invited")])),
-            ], condition=Handover.invitations_queued.does_not_exist())
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            # another run noted it first
+    conditional(lambda: handover.update(actions=[  # False: another run noted it first
+        Handover.invitations_queued.set(invited),
+        Handover.audit.set((Handover.audit | []).append([
+            _entry(now, SYSTEM, "invited", f"{invited} opted-in participants invited")])),
+    ], condition=Handover.invitations_queued.does_not_exist()))
     logger.info("follow-up invitations queued", extra={"handover_id": handover.id, "invited": invited})
 
 
@@ -461,7 +454,7 @@ def _invite_safely(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> N
     except DomainError as exc:
         logger.warning("follow-up invitations not started yet", exc_info=exc, extra={"handover_id": handover.id})
         return
-    if job.state in ("done", "failed"):
+    if job.state in (JobState.DONE, JobState.FAILED):
         with storage_errors():
             handover.refresh(consistent_read=True)
 
@@ -469,21 +462,18 @@ def _invite_safely(handover: Handover, outgoing: Meetup, follow_up: Meetup) -> N
 # --- the life of a handover ----------------------------------------------------------------------
 
 def _taken_place(outgoing: Meetup, now: datetime) -> bool:
-    return outgoing.state != "cancelled" and clock.from_storage(outgoing.ends_at) <= now
+    return outgoing.state != MeetupState.CANCELLED and clock.from_storage(outgoing.ends_at) <= now
 
 
 def _transition(handover: Handover, leaving: str, status: str, entries: list[AuditEntry], now: datetime) -> bool:
     """One conditional update: `leaving` -> `status`, its audit entries appended. False when the
     handover was no longer `leaving` (then `handover` holds what it is now)."""
+    if conditional(lambda: handover.update(
+            actions=[Handover.status.set(status), Handover.updated_at.set(clock.to_storage(now)),
+                     Handover.audit.set((Handover.audit | []).append(entries))],
+            condition=(Handover.status == leaving) & (Handover.id == handover.id))):
+        return True
     with storage_errors():
-        try:
-            handover.update(actions=[Handover.status.set(status), Handover.updated_at.set(clock.to_storage(now)),
-                                     Handover.audit.set((Handover.audit | []).append(entries))],
-                            condition=(Handover.status == leaving) & (Handover.id == handover.id))
-            return True
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
         handover.refresh(consistent_read=True)
     return False
 
@@ -497,7 +487,7 @@ def _accept(handover: Handover, follow_up: Meetup, status: str, entries: list[Au
         tx = Transaction()
         tx.update("handover", handover, [Handover.status.set(status), Handover.updated_at.set(stamp),
                                          Handover.audit.set((Handover.audit | []).append(entries))],
-                  (Handover.status == "proposed") & (Handover.id == handover.id))
+                  (Handover.status == HandoverStatus.PROPOSED) & (Handover.id == handover.id))
         tx.update("meetup", follow_up, [Meetup.awaiting_host.remove(), Meetup.updated_at.set(stamp)],
                   Meetup.id.exists())
         try:
@@ -525,8 +515,8 @@ def _completion(now: datetime, actor: str = SYSTEM) -> AuditEntry:
 def _catch_up(handover: Handover, outgoing: Meetup, follow_up: Meetup, now: datetime) -> None:
     """What happens lazily when a handover is looked at: completion once the outgoing meetup
     has taken place, and invitations that a failed request did not queue."""
-    if handover.status == "accepted" and _taken_place(outgoing, now):
-        if _transition(handover, "accepted", "completed", [_completion(now)], now):
+    if handover.status == HandoverStatus.ACCEPTED and _taken_place(outgoing, now):
+        if _transition(handover, HandoverStatus.ACCEPTED, HandoverStatus.COMPLETED, [_completion(now)], now):
             logger.info("handover completed", extra={"handover_id": handover.id, "by": SYSTEM})
     if handover.invitations_queued is None:
         _invite_safely(handover, outgoing, follow_up)
@@ -541,14 +531,14 @@ def accept(token: str) -> dict:
     """The incoming host accepts; again (or later) answers the same. Accepted after the
     outgoing meetup took place, the handover is completed in the same update."""
     handover = _by_token(token)
-    if handover.status == "proposed":
+    if handover.status == HandoverStatus.PROPOSED:
         outgoing, follow_up = _meetups(handover)
         now = clock.now()
         entries = [_entry(now, f"incoming host {follow_up.host_email or follow_up.host_name}", "accepted")]
-        status = "accepted"
+        status = HandoverStatus.ACCEPTED
         if _taken_place(outgoing, now):
             entries.append(_completion(now))
-            status = "completed"
+            status = HandoverStatus.COMPLETED
         if _accept(handover, follow_up, status, entries, now):
             logger.info("handover accepted", extra={"handover_id": handover.id, "status": status})
             if handover.invitations_queued is None:
@@ -570,16 +560,16 @@ def complete(from_meetup_id: str, *, actor: str) -> dict:
     handover = load(from_meetup_id)
     outgoing, follow_up = _meetups(handover)
     now = clock.now()
-    if handover.status == "accepted":
-        if outgoing.state == "cancelled":
+    if handover.status == HandoverStatus.ACCEPTED:
+        if outgoing.state == MeetupState.CANCELLED:
             raise Conflict(Message("De huidige meetup ging niet door.", "The outgoing meetup was cancelled: it did not take place."),
                            code="outgoing_cancelled")
         if not _taken_place(outgoing, now):
             raise Conflict(f"The outgoing meetup ends at {clock.to_public(outgoing.ends_at)}; a handover is "
                            "completed after it has taken place", code="not_taken_place")
-        if _transition(handover, "accepted", "completed", [_completion(now, actor)], now):
+        if _transition(handover, HandoverStatus.ACCEPTED, HandoverStatus.COMPLETED, [_completion(now, actor)], now):
             logger.info("handover completed", extra={"handover_id": handover.id, "by": actor})
-    if handover.status != "completed":
+    if handover.status != HandoverStatus.COMPLETED:
         raise Conflict(f"The handover is {handover.status}: the incoming host has not accepted it yet",
                        code="not_accepted")
     if handover.invitations_queued is None:

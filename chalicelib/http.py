@@ -2,7 +2,6 @@
 and the one place where domain errors become HTTP answers."""
 from __future__ import annotations
 
-import contextvars
 import functools
 import json
 import re
@@ -13,6 +12,7 @@ from chalice import Response
 
 from chalicelib.errors import DomainError, MalformedRequest, UnsupportedMediaType
 from chalicelib.messages import Message
+from chalicelib.rendering import BASE_PATH, current_base
 from chalicelib.validation import FormBody
 
 MAX_BODY_BYTES = 64 * 1024
@@ -130,7 +130,6 @@ def encodable(text: str) -> str:
 # --- the base path: pages work under any prefix (the execute-api URL's stage, /api) -------------
 
 _SAFE_BASE = re.compile(r"^(/[A-Za-z0-9._~-]+)*$")
-_base_path: contextvars.ContextVar[str] = contextvars.ContextVar("base_path", default="")
 
 
 def base_path(request) -> str:
@@ -150,11 +149,6 @@ def base_path(request) -> str:
         base = ""
     base = base.rstrip("/")
     return base if _SAFE_BASE.match(base) else ""
-
-
-def current_base() -> str:
-    """The base path of the request being answered (set by `routes`)."""
-    return _base_path.get()
 
 
 # --- responses ---------------------------------------------------------------------------------
@@ -235,7 +229,7 @@ def routes(blueprint):
             def handle(*args, **kwargs):
                 request = blueprint.current_request
                 logger.set_correlation_id(correlation_id(request))
-                base = _base_path.set(base_path(request))
+                base = BASE_PATH.set(base_path(request))
                 try:
                     return view(*args, **kwargs)
                 except DomainError as error:
@@ -248,7 +242,7 @@ def routes(blueprint):
                     logger.exception("unhandled error", extra={"path": request.path})
                     return json_response({"error": "internal", "message": "Er ging iets mis aan onze kant. (An internal error occurred.)"}, 500)
                 finally:
-                    _base_path.reset(base)
+                    BASE_PATH.reset(base)
             return blueprint.route(path, **options)(handle)
         return decorate
     return route

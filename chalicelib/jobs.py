@@ -15,7 +15,7 @@ Rules, and how they hold:
 - Resumable: after each page the job saves its cursor (the last registration sk processed)
   together with the count done, in one update conditioned on the runner's lease. A runner that
   crashes leaves the cursor of its last whole page: the next one goes on from there.
-- One runner at a time: a runner claims the job with a lease (`leases.claim`, the primitive the
+- One runner at a time: a runner claims the job with a lease (`storage.claim`, the primitive the
   outbox and the digests use); every progress update is conditioned on that lease, so a runner
   whose lease ran out and was taken over stops at its next page.
 - Exactly once per person: each email has an id derived from (job subject, person) and is put
@@ -37,16 +37,18 @@ import time
 from datetime import timedelta
 from typing import Callable, Iterable
 
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock, config, leases
+from chalicelib import clock, config, storage
 from chalicelib.errors import DomainError, NotFound
 from chalicelib.messages import Message
-from chalicelib.models import JOB_UNFINISHED, REGISTRATION_PREFIX, Job, JobsByUnfinished, Registration, storage_errors
+from chalicelib.models import JOB_UNFINISHED, REGISTRATION_PREFIX, Job, JobsByUnfinished, Registration
 from chalicelib.observability import logger
+from chalicelib.statuses import JobState, MeetupState, RegistrationStatus
+from chalicelib.storage import conditional, storage_errors
 
 KINDS = ("meetup_cancelled", "meetup_changed", "promotions", "invitations")
-STATES = ("queued", "running", "done", "failed")
+STATES = tuple(JobState)
 PAGE = 250  # registrations read per page (one Query)
 LEASE = timedelta(minutes=2)  # far longer than one page
 BUDGET_SECONDS = 240.0  # per invocation deployed (the function's timeout is 300 s)
@@ -104,25 +106,21 @@ def start(kind: str, meetup_id: str, *, params: dict | None = None, total: int |
     if kind not in KINDS:
         raise ValueError(f"unknown job kind {kind!r}")
     stamp = clock.stamp(clock.now())
-    job = Job(id=job_id or new_id(), kind=kind, meetup_id=meetup_id, params=params or {}, state="queued",
+    job = Job(id=job_id or new_id(), kind=kind, meetup_id=meetup_id, params=params or {}, state=JobState.QUEUED,
               unfinished=JOB_UNFINISHED, done=0, total=total, pages=0, attempts=0, actor=actor,
               created_at=stamp, updated_at=stamp)
-    with storage_errors():
-        try:
-            job.save(condition=Job.id.does_not_exist())
-        except PutError as exc:
-            if not leases.is_condition_failure(exc):
-                raise
-            existing = load(job.id)
-            if existing.state != "failed":
-                return existing
-            # Started before and given up: started again, from where it stopped.
-            if not leases.claim(existing, [Job.state.set("queued"), Job.attempts.set(0), Job.error.remove(),
-                                           Job.finished_at.remove(), Job.unfinished.set(JOB_UNFINISHED),
-                                           Job.updated_at.set(stamp), Job.expires_at.remove()],
-                                Job.state == "failed"):
-                return existing
-            job = existing
+    if not conditional(lambda: job.save(condition=Job.id.does_not_exist())):
+        existing = load(job.id)
+        if existing.state != JobState.FAILED:
+            return existing
+        # Started before and given up: started again, from where it stopped.
+        if not conditional(lambda: existing.update(
+                actions=[Job.state.set(JobState.QUEUED), Job.attempts.set(0), Job.error.remove(),
+                         Job.finished_at.remove(), Job.unfinished.set(JOB_UNFINISHED),
+                         Job.updated_at.set(stamp), Job.expires_at.remove()],
+                condition=Job.state == JobState.FAILED)):
+            return existing
+        job = existing
     logger.info("job queued", extra={"job_id": job.id, "kind": kind, "meetup_id": meetup_id, "total": total})
     return dispatch(job.id) or job
 
@@ -163,10 +161,10 @@ def registrations_page(meetup_id: str, cursor: str | None, size: int | None = No
 def _cancelled_step(job: Job) -> Step:
     from chalicelib import catalogue, outbox, registration
     meetup = catalogue.load(job.meetup_id, consistent=True)
-    if meetup.state != "cancelled":  # reopened meanwhile: nobody else is told
+    if meetup.state != MeetupState.CANCELLED:  # reopened meanwhile: nobody else is told
         return Step(0, job.cursor, True)
     page, cursor, more = registrations_page(job.meetup_id, job.cursor)
-    people = [r for r in page if r.status in ("confirmed", "waitlisted") and not r.erased_at]
+    people = [r for r in page if r.status in (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED) and not r.erased_at]
     queued = outbox.queue_each({m.id: m for m in (registration.cancellation_notice(meetup, p) for p in people)})
     return Step(len(people), cursor, not more, queued)
 
@@ -176,10 +174,10 @@ def _changed_step(job: Job) -> Step:
     (one message id per person and `calendar_sequence`: a later change starts its own job)."""
     from chalicelib import catalogue, outbox, registration
     meetup = catalogue.load(job.meetup_id, consistent=True)
-    if meetup.state == "cancelled" or int(meetup.calendar_sequence or 0) != int((job.params or {}).get("sequence", -1)):
+    if meetup.state == MeetupState.CANCELLED or int(meetup.calendar_sequence or 0) != int((job.params or {}).get("sequence", -1)):
         return Step(0, job.cursor, True)  # cancelled, or changed again: that change's job tells them
     page, cursor, more = registrations_page(job.meetup_id, job.cursor)
-    people = [r for r in page if r.status == "confirmed" and not r.erased_at]
+    people = [r for r in page if r.status == RegistrationStatus.CONFIRMED and not r.erased_at]
     queued = outbox.queue_each({m.id: m for m in (registration.change_notice(meetup, p) for p in people)})
     return Step(len(people), cursor, not more, queued)
 
@@ -204,10 +202,10 @@ STEPS: dict[str, Callable[[Job], Step]] = {"meetup_cancelled": _cancelled_step, 
 
 def _claim(job: Job) -> str | None:
     now = clock.now()
-    lease, stamp = leases.lease_until(now, LEASE), clock.stamp(now)
-    claimed = leases.claim(job, [Job.state.set("running"), Job.lease_until.set(lease), Job.updated_at.set(stamp),
+    lease, stamp = storage.lease_until(now, LEASE), clock.stamp(now)
+    claimed = storage.claim(job, [Job.state.set(JobState.RUNNING), Job.lease_until.set(lease), Job.updated_at.set(stamp),
                                  Job.started_at.set(Job.started_at | stamp)],
-                           Job.state.is_in("queued", "running") & leases.free(Job.lease_until, now))
+                           Job.state.is_in(JobState.QUEUED, JobState.RUNNING) & storage.free(Job.lease_until, now))
     return lease if claimed else None
 
 
@@ -221,7 +219,7 @@ def run(job_id: str, *, budget_seconds: float | None = BUDGET_SECONDS, max_pages
         job = Job.get(job_id, consistent_read=True)
     except DoesNotExist:
         return None
-    if job.state not in ("queued", "running"):
+    if job.state not in (JobState.QUEUED, JobState.RUNNING):
         return job
     lease = _claim(job)
     if lease is None:
@@ -236,18 +234,18 @@ def run(job_id: str, *, budget_seconds: float | None = BUDGET_SECONDS, max_pages
             step = STEPS[job.kind](job)
             pages += 1
             now = clock.now()
-            stamp, next_lease = clock.stamp(now), leases.lease_until(now, LEASE)
+            stamp, next_lease = clock.stamp(now), storage.lease_until(now, LEASE)
             done = int(job.done or 0) + step.processed
             actions = [Job.done.add(step.processed), Job.pages.add(1), Job.updated_at.set(stamp), Job.attempts.set(0)]
             actions.append(Job.cursor.set(step.cursor) if step.cursor else Job.cursor.remove())
             if step.finished:
-                actions += [Job.state.set("done"), Job.finished_at.set(stamp), Job.unfinished.remove(),
+                actions += [Job.state.set(JobState.DONE), Job.finished_at.set(stamp), Job.unfinished.remove(),
                             Job.lease_until.remove(), Job.expires_at.set(now + KEPT)]
                 if job.total is None or int(job.total) < done:
                     actions.append(Job.total.set(done))
             else:
                 actions.append(Job.lease_until.set(next_lease))
-            if not leases.claim(job, actions, leases.held(Job.lease_until, lease)):
+            if not storage.claim(job, actions, storage.held(Job.lease_until, lease)):
                 logger.warning("job lease lost; another runner goes on", extra={"job_id": job.id})
                 outbox.dispatch(step.mails)  # queued all the same: each is sent once
                 return job
@@ -267,8 +265,8 @@ def run(job_id: str, *, budget_seconds: float | None = BUDGET_SECONDS, max_pages
 
 
 def _release(job: Job, lease: str) -> None:
-    leases.claim(job, [Job.lease_until.remove(), Job.updated_at.set(clock.stamp(clock.now()))],
-                 leases.held(Job.lease_until, lease))
+    storage.claim(job, [Job.lease_until.remove(), Job.updated_at.set(clock.stamp(clock.now()))],
+                 storage.held(Job.lease_until, lease))
 
 
 def _failed_attempt(job: Job, lease: str, exc: Exception) -> None:
@@ -279,12 +277,12 @@ def _failed_attempt(job: Job, lease: str, exc: Exception) -> None:
     if attempts >= MAX_ATTEMPTS:
         message = exc.message if isinstance(exc, DomainError) and isinstance(getattr(exc, "message", None), Message) \
             else JOB_FAILED
-        actions += [Job.state.set("failed"), Job.finished_at.set(clock.stamp(now)), Job.unfinished.remove(),
+        actions += [Job.state.set(JobState.FAILED), Job.finished_at.set(clock.stamp(now)), Job.unfinished.remove(),
                     Job.error.set({"code": getattr(exc, "code", None) or "job_failed", "nl": message.nl,
                                    "en": message.en}),
                     Job.expires_at.set(now + KEPT)]
     try:
-        leases.claim(job, actions, leases.held(Job.lease_until, lease))
+        storage.claim(job, actions, storage.held(Job.lease_until, lease))
     except Exception:  # noqa: BLE001 - the lease runs out by itself; the schedule resumes it
         logger.exception("job failure not recorded", extra={"job_id": job.id})
 
@@ -297,7 +295,7 @@ def run_stream_records(records: Iterable[dict]) -> int:
         image = (record.get("dynamodb") or {}).get("NewImage") or {}
         state = (image.get("state") or {}).get("S")
         job_id = (image.get("id") or {}).get("S")
-        if record.get("eventName") in ("INSERT", "MODIFY") and state in ("queued", "running") and job_id \
+        if record.get("eventName") in ("INSERT", "MODIFY") and state in (JobState.QUEUED, JobState.RUNNING) and job_id \
                 and "lease_until" not in image:
             run(job_id)
             ran += 1
@@ -315,8 +313,8 @@ def resume_stalled(limit: int = 50) -> dict[str, int]:
     for job_id in stalled:
         if config.get_settings().job_runner == "stream":
             job = Job(id=job_id)
-            if leases.claim(job, [Job.updated_at.set(clock.stamp(now)), Job.lease_until.remove()],
-                            Job.state.is_in("queued", "running") & leases.free(Job.lease_until, now)):
+            if storage.claim(job, [Job.updated_at.set(clock.stamp(now)), Job.lease_until.remove()],
+                            Job.state.is_in(JobState.QUEUED, JobState.RUNNING) & storage.free(Job.lease_until, now)):
                 result["resumed"] += 1
         else:
             run(job_id)

@@ -6,7 +6,6 @@ activity record the digest counts), in one transaction conditioned on it being t
 from __future__ import annotations
 
 import enum
-import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -15,9 +14,10 @@ from pynamodb.exceptions import DoesNotExist
 from chalicelib import catalogue, clock, messages, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import NotFound
-from chalicelib.models import (REGISTRATION_PREFIX, Activity, Meetup, Registration, Transaction,
-                               TransactionCancelled, storage_errors)
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState, RegistrationStatus
+from chalicelib.storage import Transaction, TransactionCancelled, new_activity, storage_errors
 
 JOIN_PURPOSE = "join"
 JOIN_OPENS_BEFORE = timedelta(minutes=30)
@@ -44,15 +44,18 @@ class Visit:
 
 def join_url(registration: Registration, expires: datetime) -> str:
     """The personal link put in emails (valid until `expires`, as the registration's other links)."""
-    token = tokens.sign(JOIN_PURPOSE, registration.meetup_id, registration.id, expires=expires)
-    return f"{get_settings().public_base_url}/join/{token}"
+    return get_settings().public_base_url + join_path(registration, expires)
+
+
+def join_path(registration: Registration, expires: datetime) -> str:
+    return f"/join/{tokens.sign(JOIN_PURPOSE, registration.meetup_id, registration.id, expires=expires)}"
 
 
 def door(registration: Registration, meetup: Meetup, now: datetime) -> Door:
     """The rule, apart from storage: confirmed, the meetup on, and within its window."""
-    if meetup.state == "cancelled":
+    if meetup.state == MeetupState.CANCELLED:
         return Door.MEETUP_CANCELLED
-    if registration.status != "confirmed":
+    if registration.status != RegistrationStatus.CONFIRMED:
         return Door.NOT_CONFIRMED
     starts, ends = clock.from_storage(meetup.starts_at), clock.from_storage(meetup.ends_at)
     if now < starts - JOIN_OPENS_BEFORE:
@@ -91,12 +94,9 @@ def _record_first_click(registration: Registration, meetup: Meetup, now: datetim
     fails the condition and changes nothing."""
     tx = Transaction()
     tx.update("registration", registration, [Registration.joined_at.set(clock.to_storage(now))],
-              Registration.joined_at.does_not_exist() & (Registration.status == "confirmed"))
-    tx.put("activity", Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type="joined",
-        meetup_id=meetup.id, province=meetup.province,
-        details={"registration_id": registration.id, "role": registration.role},
-        expires_at=now + get_settings().retention))
+              Registration.joined_at.does_not_exist() & (Registration.status == RegistrationStatus.CONFIRMED))
+    tx.put("activity", new_activity("joined", meetup, now, {"registration_id": registration.id,
+                                                            "role": registration.role}))
     try:
         tx.commit()
     except TransactionCancelled:

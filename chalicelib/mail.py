@@ -27,6 +27,7 @@ from typing import Protocol
 
 from chalicelib import clock, rendering
 from chalicelib.config import get_settings
+from chalicelib.statuses import RegistrationStatus
 
 TEMPLATES = ("registration_confirmed", "registration_waitlisted", "registration_promoted",
              "registration_cancelled", "meetup_cancelled", "meetup_changed", "registration_reminder",
@@ -141,6 +142,30 @@ def set_plain_header(message: EmailMessage, name: str, value: str) -> None:
     message.set_raw(name, value)
 
 
+def _is_link_key(key: str) -> bool:
+    return key == "url" or key.endswith("_url") or key.endswith("_link")
+
+
+def absolute_links(context):
+    """Queued mail keeps its links as paths ("/registrations/<token>"): the outbox item stays
+    under 1 KB (a transactional write of more costs twice the write units), and the base URL is
+    the one configured when the mail is composed. Links given whole are left as they are."""
+    if isinstance(context, dict):
+        base = None
+        out = {}
+        for key, value in context.items():
+            if isinstance(value, str) and _is_link_key(key) and value.startswith("/") and not value.startswith("//"):
+                base = base or get_settings().public_base_url
+                value = base + value
+            elif isinstance(value, (dict, list)):
+                value = absolute_links(value)
+            out[key] = value
+        return out
+    if isinstance(context, list):
+        return [absolute_links(value) for value in context]
+    return context
+
+
 def compose(template: str, language: str, recipient: str, context: dict, *,
             message_id: str | None = None) -> EmailMessage:
     """One email of kind `template` (see TEMPLATES) in `language` ("nl" default, "en").
@@ -149,6 +174,7 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     `message_id` (e.g. the outbox id) keeps the Message-ID stable across retries."""
     if template not in TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
+    context = absolute_links(context)
     lang = language if language in LANGUAGES else "nl"
     env = rendering.environment()
     # with_place: the email gives a confirmed place (join link, invitation).
@@ -177,7 +203,7 @@ def compose(template: str, language: str, recipient: str, context: dict, *,
     message.set_content(text)
     message.add_alternative(html, subtype="html")
     # A CANCEL only takes back an invitation the person had: a confirmed place's.
-    if template in WITH_INVITATION or (template in WITH_CANCELLATION and context.get("status") == "confirmed"):
+    if template in WITH_INVITATION or (template in WITH_CANCELLATION and context.get("status") == RegistrationStatus.CONFIRMED):
         method = "CANCEL" if template in WITH_CANCELLATION else "REQUEST"
         message.add_attachment(invitation(recipient, context, lang, method=method), maintype="text",
                                subtype="calendar", filename="klassen-meetup.ics",

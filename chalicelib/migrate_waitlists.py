@@ -16,11 +16,13 @@ import sys
 
 from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock
+from chalicelib import catalogue, clock
 from chalicelib.config import get_settings
-from chalicelib.models import (REGISTRATION_PREFIX, TOUR_LISTING, WAITLIST_KEY, WAITLIST_PREFIX, LegacyWaitlist,
-                               Meetup, Registration, Transaction, WaitlistEntry, ticket_key)
+from chalicelib.models import (REGISTRATION_PREFIX, WAITLIST_KEY, WAITLIST_PREFIX, LegacyWaitlist,
+                               Meetup, Registration, WaitlistEntry, line_partition, ticket_key)
 from chalicelib.observability import logger
+from chalicelib.statuses import RegistrationStatus
+from chalicelib.storage import Transaction
 
 
 def migrate_meetup(meetup: Meetup) -> int:
@@ -32,17 +34,17 @@ def migrate_meetup(meetup: Meetup) -> int:
     meetup = Meetup.get(meetup.id, consistent_read=True)
     ids = list(dict.fromkeys(old.line or []))
     waiting = {r.id: r for r in Registration.batch_get([(meetup.id, REGISTRATION_PREFIX + rid) for rid in ids],
-                                                       consistent_read=True) if r.status == "waitlisted"}
+                                                       consistent_read=True) if r.status == RegistrationStatus.WAITLISTED}
     line = [rid for rid in ids if rid in waiting]  # the old order; anyone no longer waiting left
     start = int(meetup.waitlist_seq or 0)  # tickets given out since (none, unless new code ran first)
     expires = clock.from_storage(meetup.ends_at) + get_settings().retention
     with WaitlistEntry.batch_write() as batch:
         for offset, registration_id in enumerate(line, start=1):
-            batch.save(WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, start + offset),
+            batch.save(WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, start + offset),
                                      registration_id=registration_id, ticket=start + offset, expires_at=expires))
     for offset, registration_id in enumerate(line, start=1):
         waiting[registration_id].update(actions=[Registration.waitlist_ticket.set(start + offset)],
-                                        condition=Registration.status == "waitlisted")
+                                        condition=Registration.status == RegistrationStatus.WAITLISTED)
     tx = Transaction()
     expected = (Meetup.waitlist_seq == start) if start else (Meetup.waitlist_seq.does_not_exist()
                                                              | (Meetup.waitlist_seq == 0))
@@ -58,7 +60,7 @@ def migrate_meetup(meetup: Meetup) -> int:
 def migrate_all() -> dict[str, int]:
     """Every meetup of the tour (the `by_start` listing index); returns {meetup id: people moved}."""
     moved = {}
-    for meetup in Meetup.by_start.query(TOUR_LISTING):
+    for meetup in catalogue.tour():
         count = migrate_meetup(meetup)
         if count:
             moved[meetup.id] = count

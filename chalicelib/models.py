@@ -1,40 +1,98 @@
 """PynamoDB models: one per kind of item. Table names come from settings; the tables
-themselves are defined once, in infra/resources.json (a test checks the two agree)."""
+themselves are defined once, in infra/resources.json (a test checks the two agree).
+
+Nothing here reads the settings at import: a model's table name, region and endpoint are read
+from them when they are used (chalicelib.storage makes the one connection, on first use)."""
 from __future__ import annotations
+
+import json
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
-from pynamodb.models import Model
+from pynamodb.models import MetaModel
+from pynamodb.models import Model as _PynamoModel
 
 from chalicelib.config import get_settings
+from chalicelib.statuses import HandoverStatus, IdeaStatus, JobState, MeetupState, OutboxState, OutcomeStatus
 
-_settings = get_settings()
+# A sign-up rush runs many requests at once in one process: keep enough connections.
+POOL_CONNECTIONS = {"max_pool_connections": 64, "connect_timeout_seconds": 5, "read_timeout_seconds": 10,
+                    "max_retry_attempts": 3}
 
 
-class _Meta:
-    region = _settings.region
-    host = _settings.dynamodb_endpoint
-    # A sign-up rush runs many requests at once in one process: keep enough connections.
-    max_pool_connections = 64
-    connect_timeout_seconds = 5
-    read_timeout_seconds = 10
-    max_retry_attempts = 3
+class _SettingsMeta(type):
+    """The metaclass of a model's Meta: its table name, region and endpoint are read from the
+    settings each time PynamoDB reads them (when it connects), never at import."""
+
+    @property
+    def table_name(cls) -> str:
+        return get_settings().table_name(cls.table_suffix)
+
+    @property
+    def region(cls) -> str:
+        return get_settings().region
+
+    @property
+    def host(cls) -> str | None:
+        return get_settings().dynamodb_endpoint
+
+
+class _Meta(metaclass=_SettingsMeta):
+    table_suffix = ""
+    max_pool_connections = POOL_CONNECTIONS["max_pool_connections"]
+    connect_timeout_seconds = POOL_CONNECTIONS["connect_timeout_seconds"]
+    read_timeout_seconds = POOL_CONNECTIONS["read_timeout_seconds"]
+    max_retry_attempts = POOL_CONNECTIONS["max_retry_attempts"]
+    extra_headers = None
+    aws_access_key_id = None
+    aws_secret_access_key = None
+    aws_session_token = None
+
+
+class _LazyMetaModel(MetaModel):
+    """PynamoDB's model metaclass fills in a Meta's missing options when the class is made, and
+    reads each one to find out (hasattr), which would read the settings at import. Our Meta has
+    every option, so that step is skipped: the class is made as if it had no Meta."""
+
+    def __init__(self, name, bases, namespace, discriminator=None):
+        super().__init__(name, bases, {k: v for k, v in namespace.items() if k != "Meta"}, discriminator)
+
+
+class Model(_PynamoModel, metaclass=_LazyMetaModel):
+    """The base of every model here: a PynamoDB Model whose Meta is read lazily."""
+
+
+class CompactJSONAttribute(JSONAttribute):
+    """JSON without spaces, letters as they are (a "ë" is 2 bytes, not 6): a transactional write
+    costs 2 units per started KB, and the outbox message of a sign-up sits close to 1 KB."""
+
+    def serialize(self, value):
+        if value is None:
+            return None
+        encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        try:
+            encoded.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (refused at the door): escaped, as before
+            encoded = json.dumps(value, separators=(",", ":"))
+        return encoded
 
 
 def _meta(suffix: str) -> type:
-    return type("Meta", (_Meta,), {"table_name": _settings.table_name(suffix)})
+    return type("Meta", (_Meta,), {"table_suffix": suffix})
 
 
 def _index_meta(name: str, projection=None) -> type:
-    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection(),
-                             "region": _Meta.region, "host": _Meta.host})
+    return type("Meta", (), {"index_name": name, "projection": projection or AllProjection()})
 
 
 # --- meetups ---------------------------------------------------------------------------------
 
 class MeetupsByStart(GlobalSecondaryIndex):
-    Meta = _index_meta("by_start")
+    """The tour by start time, keys only: a sign-up changes a meetup's counters, and a projected
+    counter would copy every sign-up in the country into this index's one `tour` partition.
+    Readers take the items themselves with one BatchGetItem (catalogue.tour)."""
+    Meta = _index_meta("by_start", KeysOnlyProjection())
     listing = UnicodeAttribute(hash_key=True)
     starts_at = UnicodeAttribute(range_key=True)
 
@@ -52,10 +110,9 @@ class MeetupsByChain(GlobalSecondaryIndex):
 
 
 TOUR_LISTING = "tour"  # every meetup sits in this one partition of `by_start`: the tour is small
-# Every sign-up updates a meetup's counters, and each index that projects them gets a copy of
-# every such write. Only the tour listing (`by_start`, read by the public listing and every
-# digest run) holds whole items; the others hold keys, and their readers fetch the items with
-# one BatchGetItem.
+# Every sign-up updates a meetup's counters. No index projects them (they all hold keys only),
+# so a sign-up writes no index copy of the meetup: the readers fetch the items with one
+# BatchGetItem.
 
 
 class ThemeTable(MapAttribute):
@@ -94,7 +151,7 @@ class Meetup(Model):
     waitlist_seq = NumberAttribute(default=0)
     waitlist_promoted = NumberAttribute(default=0)
     waitlist_max_length = NumberAttribute(null=True)
-    state = UnicodeAttribute(default="open")  # open | closed | cancelled (set by admins)
+    state = UnicodeAttribute(default=MeetupState.OPEN)  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)
     demo = BooleanAttribute(default=False)
@@ -131,6 +188,21 @@ TICKET_DIGITS = 12
 
 def ticket_key(prefix: str, ticket: int) -> str:
     return f"{prefix}{int(ticket):0{TICKET_DIGITS}d}"
+
+
+# A meetup's items are spread over three partition keys: one key takes 1,000 write units/s, and
+# a sign-up writes its registration, its address guard and (waiting) its line entry, each a
+# transactional write of 2 units. Together in one key they would cap a meetup at 166 sign-ups/s;
+# apart, each key takes 2 units per sign-up (the registrations' key 4 when a theme table's seat
+# is taken with it): at least 250 sign-ups/s into one meetup.
+def line_partition(meetup_id: str) -> str:
+    """The key of a meetup's line: its `W#` entries and `D#` departures."""
+    return f"{meetup_id}#line"
+
+
+def guard_partition(meetup_id: str) -> str:
+    """The key of a meetup's address guards (`E#`)."""
+    return f"{meetup_id}#guards"
 
 
 ERASURE_DUE = "due"  # the one value of `erase_due`: keeps `by_erasure` sparse
@@ -261,19 +333,52 @@ class ErasureRecord(Model):
 
 # --- activity log (read by the digest, by time) -------------------------------------------------
 
+# A day's changes are spread over this many partitions (`<day>#<shard>`), the shard taken from
+# the record's random suffix: one partition takes 1,000 write units/s, so a single day key would
+# cap the country at about 500 changes/s (a change is a transactional write, 2 units).
+ACTIVITY_SHARDS = 8
+
+
+def activity_keys(now) -> dict:
+    """The keys of a new activity record written at `now`: {"day": "<UTC day>#<shard>", "sk"}."""
+    import secrets
+    from chalicelib import clock
+    suffix = secrets.token_hex(4)
+    return {"day": f"{now.strftime('%Y-%m-%d')}#{int(suffix, 16) % ACTIVITY_SHARDS}",
+            "sk": f"{clock.stamp(now)}#{suffix}"}
+
+
+def activity_partitions(day: str) -> list[str]:
+    """Every partition of one UTC day ("YYYY-MM-DD"): a reader of a day queries them all."""
+    return [f"{day}#{shard}" for shard in range(ACTIVITY_SHARDS)]
+
+
 class Activity(Model):
-    """One change, written in the same transaction as the change. Partitioned by UTC day."""
+    """One change, written in the same transaction as the change. Partitioned by UTC day and
+    shard (activity_keys); sorted by time within a partition."""
     Meta = _meta("activity")
-    day = UnicodeAttribute(hash_key=True)
+    day = UnicodeAttribute(hash_key=True)  # "<UTC day>#<shard>"
     sk = UnicodeAttribute(range_key=True)  # <stamp>#<id>
     type = UnicodeAttribute()
     meetup_id = UnicodeAttribute()
     province = UnicodeAttribute(null=True)
-    details = JSONAttribute(default=dict)
+    details = CompactJSONAttribute(default=dict)
     expires_at = TTLAttribute(null=True)
 
 
 # --- mail outbox ------------------------------------------------------------------------------
+
+# Pending messages are spread over this many `due` values of the sparse `by_due` index (by their
+# id): one value would be one partition taking every queued message of the country (1,000 index
+# writes/s, and each message is written into it and removed from it).
+OUTBOX_DUE_SHARDS = 8
+OUTBOX_DUE_KEYS = tuple(f"due#{shard}" for shard in range(OUTBOX_DUE_SHARDS))
+
+
+def outbox_due_key(message_id: str) -> str:
+    """The `due` value of a pending message: its shard of `by_due`, fixed by its id."""
+    import zlib
+    return OUTBOX_DUE_KEYS[zlib.crc32(message_id.encode()) % OUTBOX_DUE_SHARDS]
 
 class OutboxByDue(GlobalSecondaryIndex):
     Meta = _index_meta("by_due", KeysOnlyProjection())  # keys only: a message's body is not copied
@@ -291,8 +396,8 @@ class OutboxByRecipient(GlobalSecondaryIndex):
 class OutboxMessage(Model):
     Meta = _meta("outbox")
     id = UnicodeAttribute(hash_key=True)
-    state = UnicodeAttribute(default="pending")  # pending | sending | sent | failed | suppressed
-    due = UnicodeAttribute(null=True)  # set while pending: keeps `by_due` sparse
+    state = UnicodeAttribute(default=OutboxState.PENDING)  # pending | sending | sent | failed | suppressed
+    due = UnicodeAttribute(null=True)  # outbox_due_key(id) while pending: keeps `by_due` sparse
     next_attempt_at = UnicodeAttribute(null=True)
     lease_until = UnicodeAttribute(null=True)
     attempts = NumberAttribute(default=0)
@@ -300,7 +405,7 @@ class OutboxMessage(Model):
     recipient_hash = UnicodeAttribute(null=True)
     template = UnicodeAttribute()
     language = UnicodeAttribute(default="nl")
-    context = JSONAttribute(default=dict)
+    context = CompactJSONAttribute(default=dict)
     last_error = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     sent_at = UnicodeAttribute(null=True)
@@ -325,7 +430,7 @@ class Handover(Model):
     from_meetup_id = UnicodeAttribute(hash_key=True)
     id = UnicodeAttribute()
     to_meetup_id = UnicodeAttribute()
-    status = UnicodeAttribute(default="proposed")  # proposed | accepted | completed
+    status = UnicodeAttribute(default=HandoverStatus.PROPOSED)  # proposed | accepted | completed
     audit = ListAttribute(of=AuditEntry, default=list)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
@@ -387,7 +492,7 @@ class Job(Model):
     kind = UnicodeAttribute()  # meetup_cancelled | promotions | invitations
     meetup_id = UnicodeAttribute()
     params = JSONAttribute(default=dict)
-    state = UnicodeAttribute(default="queued")  # queued | running | done | failed
+    state = UnicodeAttribute(default=JobState.QUEUED)  # queued | running | done | failed
     unfinished = UnicodeAttribute(null=True)  # JOB_UNFINISHED while queued or running
     done = NumberAttribute(default=0)
     total = NumberAttribute(null=True)
@@ -451,7 +556,7 @@ class OutcomeState(Model):
     Meta = _meta("outcomes")
     pk = UnicodeAttribute(hash_key=True)
     sk = UnicodeAttribute(range_key=True, default=OUTCOME_STATE_KEY)
-    status = UnicodeAttribute(default="draft")  # draft | final
+    status = UnicodeAttribute(default=OutcomeStatus.DRAFT)  # draft | final
     finalised_at = UnicodeAttribute(null=True)
     finalised_by = UnicodeAttribute(null=True)
     links_sent_at = UnicodeAttribute(null=True)  # the scheduled job mailed the host and moderators
@@ -518,7 +623,7 @@ class Idea(Model):
     age_band = UnicodeAttribute()  # 12-13 | 14-15 | 16
     province = UnicodeAttribute(null=True)
     tag = UnicodeAttribute(null=True)
-    status = UnicodeAttribute(default="pending")  # pending | approved | rejected
+    status = UnicodeAttribute(default=IdeaStatus.PENDING)  # pending | approved | rejected
     submitted_on = UnicodeAttribute()  # the date only
 
 
@@ -537,128 +642,3 @@ class IdeaAudit(Model):
 ALL_MODELS = (Meetup, Registration, WaitlistEntry, Departure, LegacyWaitlist, EmailGuard, TableSeats, ErasureRecord,
               Activity, OutboxMessage, Handover, Organiser, AdminToken, Suppression, OutcomeState, OutcomeItem,
               OutcomeAudit, TagList, CouncilCode, Idea, IdeaAudit, Job)
-
-
-def _one_client_for_all_models() -> None:
-    """PynamoDB gives every model class its own connection, and so its own botocore client,
-    made on first use: each costs a cold start tens of milliseconds. All tables are in one
-    region behind one endpoint, so one lazily made connection serves every model."""
-    from pynamodb.connection import Connection
-    shared = Connection(region=_Meta.region, host=_Meta.host, max_pool_connections=_Meta.max_pool_connections,
-                        connect_timeout_seconds=_Meta.connect_timeout_seconds,
-                        read_timeout_seconds=_Meta.read_timeout_seconds,
-                        max_retry_attempts=_Meta.max_retry_attempts)
-    for model in ALL_MODELS:
-        table = model._get_connection()
-        own = table.connection
-        if table.table_name not in shared._tables:
-            shared.add_meta_table(own.get_meta_table(table.table_name))
-        table.connection = shared
-    Transaction._connection = shared
-
-
-
-# --- turning storage failures into domain errors ------------------------------------------------
-
-class _StorageErrors:
-    """`with storage_errors():` around DynamoDB calls: an AWS failure that no rule handles
-    (throttling, an unreachable endpoint) becomes ServiceUnavailable; the cause is kept."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, exc_type, exc, tb):
-        from pynamodb.exceptions import PynamoDBException
-        from chalicelib.errors import ServiceUnavailable
-        from chalicelib.messages import DATABASE_DOWN
-        if exc is not None and isinstance(exc, PynamoDBException):
-            raise ServiceUnavailable(DATABASE_DOWN) from exc
-        return False
-
-
-storage_errors = _StorageErrors
-
-
-# --- transactions with named parts --------------------------------------------------------------
-
-class Transaction:
-    """A PynamoDB TransactWrite whose parts carry names, so that a cancelled transaction
-    tells which condition failed (PynamoDB sends condition checks, deletes, puts, then
-    updates, whatever order they were added in; this keeps the bookkeeping in one place)."""
-
-    _ORDER = ("check", "delete", "put", "update")
-    _connection = None
-
-    def __init__(self):
-        from pynamodb.transactions import TransactWrite
-        self._tx = TransactWrite(connection=Transaction._shared_connection())
-        self._names: dict[str, list[str]] = {kind: [] for kind in self._ORDER}
-
-    @classmethod
-    def _shared_connection(cls):
-        if cls._connection is None:
-            from pynamodb.connection import Connection
-            cls._connection = Connection(region=_Meta.region, host=_Meta.host,
-                                         max_pool_connections=_Meta.max_pool_connections)
-        return cls._connection
-
-    def put(self, name: str, model, condition=None, return_old: bool = False):
-        self._names["put"].append(name)
-        self._tx.save(model, condition=condition, return_values="ALL_OLD" if return_old else None)
-
-    def update(self, name: str, model, actions, condition=None, return_old: bool = False):
-        self._names["update"].append(name)
-        self._tx.update(model, actions=actions, condition=condition,
-                        return_values="ALL_OLD" if return_old else None)
-
-    def delete(self, name: str, model, condition=None):
-        self._names["delete"].append(name)
-        self._tx.delete(model, condition=condition)
-
-    def check(self, name: str, model_cls, hash_key, range_key=None, condition=None):
-        self._names["check"].append(name)
-        self._tx.condition_check(model_cls, hash_key, range_key, condition=condition)
-
-    def commit(self) -> None:
-        """Commits; raises TransactionCancelled (with reasons by name) or the storage error."""
-        from pynamodb.exceptions import TransactWriteError
-        try:
-            self._tx._commit()
-        except TransactWriteError as exc:
-            names = [name for kind in self._ORDER for name in self._names[kind]]
-            reasons = {}
-            for name, reason in zip(names, exc.cancellation_reasons):
-                if reason is not None and reason.code != "None":
-                    reasons[name] = reason
-            if reasons or exc.cause_response_code == "TransactionCanceledException":
-                raise TransactionCancelled(reasons) from exc
-            from chalicelib.errors import ServiceUnavailable
-            from chalicelib.messages import DATABASE_DOWN
-            raise ServiceUnavailable(DATABASE_DOWN) from exc
-
-
-def retry_pause(attempt: int) -> None:
-    """A short, jittered, growing pause before a transaction is tried again (at most 0.2 s),
-    so that writers that collided on the same items do not collide again in step."""
-    import random
-    import time
-    time.sleep(min(0.2, 0.005 * 2 ** min(attempt, 6)) * random.random())
-
-
-class TransactionCancelled(Exception):
-    """Not a domain error: the service that ran the transaction decides what it means."""
-
-    def __init__(self, reasons: dict):
-        super().__init__(", ".join(f"{name}: {reason.code}" for name, reason in reasons.items()))
-        self.reasons = reasons
-
-    def failed(self, name: str) -> bool:
-        reason = self.reasons.get(name)
-        return reason is not None and reason.code == "ConditionalCheckFailed"
-
-    def old_item(self, name: str) -> dict | None:
-        reason = self.reasons.get(name)
-        return reason.raw_item if reason is not None else None
-
-
-_one_client_for_all_models()

@@ -36,13 +36,14 @@ from typing import Iterable
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
-from chalicelib import clock, leases, mail, messages
+from chalicelib import clock, mail, messages, storage
 from chalicelib.config import get_settings
-from chalicelib.models import OutboxByDue, OutboxMessage
+from chalicelib.models import OUTBOX_DUE_KEYS, OutboxByDue, OutboxMessage, outbox_due_key
 from chalicelib.observability import logger
 from chalicelib.privacy import address_hash
+from chalicelib.statuses import OutboxState
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, new_outbox_message, retry_pause
 
-DUE = "due"
 GRACE = timedelta(minutes=2)
 SAFETY_MARGIN = timedelta(seconds=30)  # a message this close to its grace's end is claimed first
 LEASE = timedelta(minutes=5)
@@ -69,10 +70,10 @@ def message(recipient: str, template: str, language: str, context: dict, *,
     if template not in mail.TEMPLATES:
         raise ValueError(f"unknown email template {template!r}")
     now = now or clock.now()
-    return OutboxMessage(id=message_id or new_id(), state="pending", due=DUE, next_attempt_at=clock.stamp(now + GRACE),
-                         attempts=0, recipient=recipient, recipient_hash=address_hash(recipient), template=template,
-                         language=language if language in mail.LANGUAGES else "nl",
-                         context=context, created_at=clock.stamp(now))
+    message_id = message_id or new_id()
+    return new_outbox_message(message_id, due=outbox_due_key(message_id), next_attempt_at=clock.stamp(now + GRACE),
+                              recipient=recipient, recipient_hash=address_hash(recipient), template=template,
+                              language=language if language in mail.LANGUAGES else "nl", context=context, now=now)
 
 
 def backoff(attempts: int) -> timedelta:
@@ -96,9 +97,6 @@ def _log_extra(msg: OutboxMessage, **more) -> dict:
     return {"outbox_id": msg.id, "template": msg.template, "attempts": msg.attempts, **more}
 
 
-_is_condition_failure = leases.is_condition_failure
-
-
 def _forget_personal_data(now: datetime) -> list:
     """A message that is sent or given up keeps no address and no content (names, links)."""
     return [OutboxMessage.recipient.remove(), OutboxMessage.recipient_hash.remove(),
@@ -106,7 +104,7 @@ def _forget_personal_data(now: datetime) -> list:
 
 
 def _sent_actions(now: datetime) -> list:
-    return [OutboxMessage.state.set("sent"), OutboxMessage.sent_at.set(clock.stamp(now)),
+    return [OutboxMessage.state.set(OutboxState.SENT), OutboxMessage.sent_at.set(clock.stamp(now)),
             OutboxMessage.due.remove(), OutboxMessage.next_attempt_at.remove(),
             OutboxMessage.lease_until.remove(), *_forget_personal_data(now)]
 
@@ -118,7 +116,7 @@ def _mark_sent(msg: OutboxMessage, condition, now: datetime) -> bool:
     except PynamoDBException as exc:
         # Sent but not recorded: a later run may send it again once its lease/grace is over.
         logger.warning("outbox message sent but not marked sent", exc_info=exc,
-                       extra=_log_extra(msg, condition_failed=_is_condition_failure(exc)))
+                       extra=_log_extra(msg, condition_failed=storage.is_condition_failure(exc)))
         return False
 
 
@@ -143,14 +141,14 @@ def suppressed_ids(messages: Iterable[OutboxMessage]) -> set[str]:
 def _mark_suppressed(msg: OutboxMessage, condition, now: datetime) -> None:
     """Never sent: SES reported the address as a hard bounce or a complaint."""
     try:
-        msg.update(actions=[OutboxMessage.state.set("suppressed"), OutboxMessage.due.remove(),
+        msg.update(actions=[OutboxMessage.state.set(OutboxState.SUPPRESSED), OutboxMessage.due.remove(),
                             OutboxMessage.next_attempt_at.remove(), OutboxMessage.lease_until.remove(),
                             OutboxMessage.last_error.set("suppressed"), *_forget_personal_data(now)],
                   condition=condition)
         logger.info("outbox message suppressed", extra=_log_extra(msg))
     except PynamoDBException as exc:
         logger.warning("outbox message suppressed but not recorded", extra=_log_extra(
-            msg, condition_failed=_is_condition_failure(exc)))
+            msg, condition_failed=storage.is_condition_failure(exc)))
 
 
 def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime) -> None:
@@ -160,12 +158,12 @@ def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime
     actions = [OutboxMessage.attempts.add(1), OutboxMessage.last_error.set(error),
                OutboxMessage.lease_until.remove()]
     if attempts >= MAX_ATTEMPTS:
-        actions += [OutboxMessage.state.set("failed"), OutboxMessage.due.remove(),
+        actions += [OutboxMessage.state.set(OutboxState.FAILED), OutboxMessage.due.remove(),
                     OutboxMessage.next_attempt_at.remove(), *_forget_personal_data(now)]
         logger.error("outbox message given up", extra=_log_extra(msg, error=error))
     else:
         delay = max(backoff(attempts), THROTTLE_BACKOFF) if throttled else backoff(attempts)
-        actions += [OutboxMessage.state.set("pending"), OutboxMessage.due.set(DUE),
+        actions += [OutboxMessage.state.set(OutboxState.PENDING), OutboxMessage.due.set(outbox_due_key(msg.id)),
                     OutboxMessage.next_attempt_at.set(clock.stamp(now + delay))]
         logger.warning("outbox message not delivered; will retry",
                        extra=_log_extra(msg, error=error, throttled=throttled,
@@ -175,7 +173,7 @@ def _record_failure(msg: OutboxMessage, exc: Exception, condition, now: datetime
     except PynamoDBException as update_exc:
         # Not recorded: the message stays due (grace or lease runs out) and is retried anyway.
         logger.warning("outbox failure not recorded", exc_info=update_exc,
-                       extra=_log_extra(msg, condition_failed=_is_condition_failure(update_exc)))
+                       extra=_log_extra(msg, condition_failed=storage.is_condition_failure(update_exc)))
 
 
 def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: mail.Backend | None = None) -> int:
@@ -186,23 +184,23 @@ def deliver_now(messages: OutboxMessage | Iterable[OutboxMessage], *, backend: m
     messages = list(messages)
     sent = 0
     throttled = False
-    blocked = suppressed_ids(m for m in messages if m.state == "pending" and not m.attempts)
+    blocked = suppressed_ids(m for m in messages if m.state == OutboxState.PENDING and not m.attempts)
     for msg in messages:
         if throttled:  # leave the rest to the scheduled run, which backs off
             continue
-        if msg.state != "pending" or msg.attempts:  # already handled (the update refreshes the instance)
+        if msg.state != OutboxState.PENDING or msg.attempts:  # already handled (the update refreshes the instance)
             continue
         now = clock.now()
         if msg.id in blocked:
-            _mark_suppressed(msg, OutboxMessage.state == "pending", now)
+            _mark_suppressed(msg, OutboxMessage.state == OutboxState.PENDING, now)
             continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - a request must never fail because of mail
             throttled = isinstance(exc, mail.MailDeliveryFailed) and exc.throttled
-            _record_failure(msg, exc, OutboxMessage.state == "pending", now)
+            _record_failure(msg, exc, OutboxMessage.state == OutboxState.PENDING, now)
             continue
-        if _mark_sent(msg, OutboxMessage.state == "pending", clock.now()):
+        if _mark_sent(msg, OutboxMessage.state == OutboxState.PENDING, clock.now()):
             sent += 1
             logger.info("outbox message sent", extra=_log_extra(msg, via="request"))
     return sent
@@ -214,7 +212,6 @@ def queue_once(batch: dict[str, OutboxMessage], attempts: int = 20) -> list[Outb
     change rather than with it (invitations, notices to many), so that a re-run sends nobody a
     second one."""
     from chalicelib.errors import ServiceUnavailable
-    from chalicelib.models import Transaction, TransactionCancelled, retry_pause
     pending = dict(batch)
     for attempt in range(attempts):
         if not pending:
@@ -244,19 +241,10 @@ def queue_each(batch: dict[str, OutboxMessage]) -> list[OutboxMessage]:
     this call queued. For a background job's page of notices: any number, a few at a time."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from pynamodb.exceptions import PutError
-
-    from chalicelib.models import storage_errors
-
     def put(msg: OutboxMessage) -> OutboxMessage | None:
-        with storage_errors():
-            try:
-                msg.save(condition=OutboxMessage.id.does_not_exist())
-                return msg
-            except PutError as exc:
-                if leases.is_condition_failure(exc):
-                    return None  # queued before (a redone page, another runner)
-                raise
+        if conditional(lambda: msg.save(condition=OutboxMessage.id.does_not_exist())):
+            return msg
+        return None  # queued before (a redone page, another runner)
 
     messages = list(batch.values())
     if len(messages) <= 1:
@@ -287,18 +275,18 @@ def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend 
     for msg in messages:
         now = clock.now()
         if msg.id in blocked:
-            _mark_suppressed(msg, (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0), now)
+            _mark_suppressed(msg, (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.attempts == 0), now)
             continue
-        lease = leases.lease_until(now, LEASE)
+        lease = storage.lease_until(now, LEASE)
         try:
-            if not leases.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+            if not storage.claim(msg, [OutboxMessage.state.set(OutboxState.SENDING), OutboxMessage.lease_until.set(lease),
                                       OutboxMessage.next_attempt_at.set(lease)],
-                                (OutboxMessage.state == "pending") & (OutboxMessage.attempts == 0)):
+                                (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.attempts == 0)):
                 continue  # taken or sent by another deliverer
         except UpdateError as exc:
             logger.warning("outbox claim failed; the retry job will send it", exc_info=exc, extra=_log_extra(msg))
             continue
-        mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        mine = (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until == lease)
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
@@ -314,7 +302,7 @@ def deliver_stream_records(records: Iterable[dict], *, backend: mail.Backend | N
     """The outbox table's DynamoDB stream (new images): deliver every newly inserted message."""
     fresh = [OutboxMessage.from_raw_data(record["dynamodb"]["NewImage"]) for record in records
              if record.get("eventName") == "INSERT" and "NewImage" in record.get("dynamodb", {})]
-    return deliver_claimed([msg for msg in fresh if msg.state == "pending"], backend=backend)
+    return deliver_claimed([msg for msg in fresh if msg.state == OutboxState.PENDING], backend=backend)
 
 
 BATCH = 25  # messages marked sent in one transaction
@@ -326,35 +314,34 @@ def deliver_batch(messages: list[OutboxMessage], *, backend: mail.Backend | None
 
     No claim: only for the one deliverer that holds messages within their grace period (the
     retry job leaves a message alone until then); one that is older is claimed as usual."""
-    from chalicelib.models import Transaction, TransactionCancelled
     fresh_until = clock.stamp(clock.now() + SAFETY_MARGIN)
-    late = [m for m in messages if m.state == "pending" and not m.attempts and m.next_attempt_at <= fresh_until]
+    late = [m for m in messages if m.state == OutboxState.PENDING and not m.attempts and m.next_attempt_at <= fresh_until]
     sent = deliver_claimed(late, backend=backend) if late else 0
-    fresh = [m for m in messages if m not in late and m.state == "pending" and not m.attempts]
+    fresh = [m for m in messages if m not in late and m.state == OutboxState.PENDING and not m.attempts]
     delivered = []
     blocked = suppressed_ids(fresh)
     for msg in fresh:
         if msg.id in blocked:
-            _mark_suppressed(msg, OutboxMessage.state == "pending", clock.now())
+            _mark_suppressed(msg, OutboxMessage.state == OutboxState.PENDING, clock.now())
             continue
         try:
             mail.send(_compose(msg), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
-            _record_failure(msg, exc, OutboxMessage.state == "pending", clock.now())
+            _record_failure(msg, exc, OutboxMessage.state == OutboxState.PENDING, clock.now())
             continue
         delivered.append(msg)
     for start in range(0, len(delivered), BATCH):
         chunk, now = delivered[start:start + BATCH], clock.now()
         tx = Transaction()
         for msg in chunk:
-            tx.update(msg.id, msg, _sent_actions(now), OutboxMessage.state == "pending")
+            tx.update(msg.id, msg, _sent_actions(now), OutboxMessage.state == OutboxState.PENDING)
         try:
             tx.commit()
             sent += len(chunk)
             for msg in chunk:
-                msg.state = "sent"  # a transaction does not refresh the instances, as update() does
+                msg.state = OutboxState.SENT  # a transaction does not refresh the instances, as update() does
         except (TransactionCancelled, Exception):  # noqa: BLE001 - fall back to one by one
-            sent += sum(_mark_sent(msg, OutboxMessage.state == "pending", now) for msg in chunk)
+            sent += sum(_mark_sent(msg, OutboxMessage.state == OutboxState.PENDING, now) for msg in chunk)
     if delivered:
         logger.info("outbox batch sent", extra={"sent": len(delivered), "via": "batch"})
     return sent
@@ -404,10 +391,10 @@ def _background_worker() -> _BackgroundWorker:
 def _claim(msg: OutboxMessage, now: datetime) -> str | None:
     """Take a due message for this run; returns the lease (the claim's token) or None when
     another run has it or it was sent meanwhile."""
-    cutoff, lease = clock.stamp(now), leases.lease_until(now, LEASE)
-    claimed = leases.claim(msg, [OutboxMessage.state.set("sending"), OutboxMessage.lease_until.set(lease),
+    cutoff, lease = clock.stamp(now), storage.lease_until(now, LEASE)
+    claimed = storage.claim(msg, [OutboxMessage.state.set(OutboxState.SENDING), OutboxMessage.lease_until.set(lease),
                                  OutboxMessage.next_attempt_at.set(lease)],
-                           OutboxMessage.state.is_in("pending", "sending") & OutboxMessage.due.exists()
+                           OutboxMessage.state.is_in(OutboxState.PENDING, OutboxState.SENDING) & OutboxMessage.due.exists()
                            & (OutboxMessage.next_attempt_at <= cutoff))
     return lease if claimed else None
 
@@ -415,10 +402,19 @@ def _claim(msg: OutboxMessage, now: datetime) -> str | None:
 def backlog_age_seconds(now: datetime | None = None) -> float:
     """How long the oldest due message has been due (0 when none is): one Query of `by_due`."""
     now = now or clock.now()
-    oldest = next(iter(OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= clock.stamp(now), limit=1)), None)
-    if oldest is None:
+    oldest = due_keys(clock.stamp(now), 1)
+    if not oldest:
         return 0.0
-    return max(0.0, (now - clock.from_storage(oldest.next_attempt_at)).total_seconds())
+    return max(0.0, (now - clock.from_storage(oldest[0].next_attempt_at)).total_seconds())
+
+
+def due_keys(cutoff: str, limit: int) -> list:
+    """The `limit` messages due longest (next attempt at or before `cutoff`), over every shard of
+    `by_due`: one Query per shard, each oldest first."""
+    found = []
+    for key in OUTBOX_DUE_KEYS:
+        found += OutboxMessage.by_due.query(key, OutboxByDue.next_attempt_at <= cutoff, limit=limit)
+    return sorted(found, key=lambda k: (k.next_attempt_at, k.id))[:limit]
 
 
 def deliver_due(limit: int = 100, *, now: datetime | None = None,
@@ -430,7 +426,7 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
     result = {"sent": 0, "failed": 0}
     cutoff = clock.stamp(fixed_now or clock.now())
     consecutive_failures = 0
-    due_ids = [key.id for key in OutboxMessage.by_due.query(DUE, OutboxByDue.next_attempt_at <= cutoff, limit=limit)]
+    due_ids = [key.id for key in due_keys(cutoff, limit)]
     due = {msg.id: msg for msg in OutboxMessage.batch_get(due_ids, consistent_read=True)} if due_ids else {}
     blocked = suppressed_ids(due.values())
     for msg in (due[i] for i in due_ids if i in due):
@@ -439,7 +435,7 @@ def deliver_due(limit: int = 100, *, now: datetime | None = None,
         lease = _claim(msg, fixed_now or clock.now())
         if lease is None:
             continue
-        mine = (OutboxMessage.state == "sending") & (OutboxMessage.lease_until == lease)
+        mine = (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until == lease)
         if msg.id in blocked:
             result["suppressed"] = result.get("suppressed", 0) + 1
             _mark_suppressed(msg, mine, fixed_now or clock.now())

@@ -23,16 +23,19 @@ import secrets
 import time
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
 from chalicelib import catalogue, clock, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import LINK_INVALID, Message
 from chalicelib.models import (CONFIG_PARTITION, OUTCOME_AUDIT_PREFIX, OUTCOME_ITEM_PREFIX, OUTCOME_STATE_KEY,
-                               TAGS_KEY, TOUR_LISTING, Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
-                               OutcomeState, TagList, Transaction, TransactionCancelled, storage_errors)
+                               Meetup, MeetupsByStart, OutcomeAudit, OutcomeItem,
+                               OutcomeState, TagList)
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState, OutcomeStatus
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, query_partition, storage_errors
+from chalicelib.tags import DEFAULT_TAGS, get_tags  # noqa: F401 - DEFAULT_TAGS: outcomes.DEFAULT_TAGS
 from chalicelib.validation import Fields, FormBody
 
 PURPOSE = "outcomes"  # of the signed links
@@ -41,8 +44,6 @@ LINK_DAYS = 120  # a link works this long after the meetup ended
 PLENARY = "plenair"  # the one implicit table of a meetup without theme tables
 KINDS = ("condition", "solution")
 ACTORS = ("school", "gemeente", "rijk", "other")
-DEFAULT_TAGS = ("schooladvies", "kinderopvang", "segregatie", "kansengelijkheid", "taal", "ouderbetrokkenheid",
-                "lerarentekort", "huisvesting")
 ITEM_FIELDS = ("kind", "title", "explanation", "actors", "tags", "table_id")
 MAX_ITEMS_PER_MEETUP = 200
 LINKS_LOOKBACK = timedelta(days=14)  # send_links looks at meetups that started this long ago at most
@@ -99,15 +100,7 @@ def admin_actor(name: str) -> str:
     return "admin " + ("(address withheld)" if "@" in name else name[:60])
 
 
-# --- tags ------------------------------------------------------------------------------------------
-
-def get_tags() -> list[str]:
-    with storage_errors():
-        try:
-            return list(TagList.get(CONFIG_PARTITION, TAGS_KEY).tags)
-        except DoesNotExist:
-            return list(DEFAULT_TAGS)
-
+# --- tags (read by chalicelib.tags) ----------------------------------------------------------------
 
 def put_tags(payload: dict, actor: str) -> list[str]:
     f = Fields(payload, allowed=("tags",))
@@ -138,28 +131,21 @@ def put_tags(payload: dict, actor: str) -> list[str]:
 
 def load(meetup_id: str) -> tuple[OutcomeState | None, list[OutcomeItem], list[OutcomeAudit]]:
     """A meetup's state, items (oldest first) and audit trail: one Query (paged)."""
-    connection = OutcomeItem._get_connection()
     state, items, audit = None, [], []
-    start = None
     with storage_errors():
-        while True:
-            page = connection.query(meetup_id, consistent_read=True, exclusive_start_key=start)
-            for raw in page.get("Items", []):
-                sk = raw["sk"]["S"]
-                if sk == OUTCOME_STATE_KEY:
-                    state = OutcomeState.from_raw_data(raw)
-                elif sk.startswith(OUTCOME_ITEM_PREFIX):
-                    items.append(OutcomeItem.from_raw_data(raw))
-                elif sk.startswith(OUTCOME_AUDIT_PREFIX):
-                    audit.append(OutcomeAudit.from_raw_data(raw))
-            start = page.get("LastEvaluatedKey")
-            if not start:
-                break
+        for raw in query_partition(OutcomeItem, meetup_id, consistent=True):
+            sk = raw["sk"]["S"]
+            if sk == OUTCOME_STATE_KEY:
+                state = OutcomeState.from_raw_data(raw)
+            elif sk.startswith(OUTCOME_ITEM_PREFIX):
+                items.append(OutcomeItem.from_raw_data(raw))
+            elif sk.startswith(OUTCOME_AUDIT_PREFIX):
+                audit.append(OutcomeAudit.from_raw_data(raw))
     return state, items, audit
 
 
 def is_final(state: OutcomeState | None) -> bool:
-    return state is not None and state.status == "final"
+    return state is not None and state.status == OutcomeStatus.FINAL
 
 
 def item_view(item: OutcomeItem) -> dict:
@@ -181,7 +167,7 @@ def _view(meetup: Meetup, state, items, table_id: str | None, *, admin: bool = F
                    "starts_at": clock.to_public(clock.from_storage(meetup.starts_at)),
                    "chain_id": meetup.chain_id or meetup.id},
         "role": "admin" if admin else ("host" if table_id is None else "moderator"),
-        "status": state.status if state is not None and state.status else "draft",
+        "status": state.status if state is not None and state.status else OutcomeStatus.DRAFT,
         "finalised_at": clock.to_public(clock.from_storage(state.finalised_at)) if is_final(state) else None,
         "editable": admin or not is_final(state),
         "tables": [{"id": t["id"], "name": t["name"], "name_en": t["name_en"], "description": t["description"],
@@ -272,7 +258,7 @@ def _commit(tx: Transaction, *, guarded: bool) -> None:
 
 def _guard(tx: Transaction, meetup_id: str) -> None:
     tx.check("state", OutcomeState, meetup_id, OUTCOME_STATE_KEY,
-             condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == "draft"))
+             condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == OutcomeStatus.DRAFT))
 
 
 def add(meetup: Meetup, table_id: str | None, payload: dict, actor: str, *, guarded: bool = True) -> dict:
@@ -352,9 +338,9 @@ def finalise(meetup: Meetup, actor: str) -> dict:
     now = clock.now()
     tx = Transaction()
     tx.update("state", OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY),
-              [OutcomeState.status.set("final"), OutcomeState.finalised_at.set(clock.to_storage(now)),
+              [OutcomeState.status.set(OutcomeStatus.FINAL), OutcomeState.finalised_at.set(clock.to_storage(now)),
                OutcomeState.finalised_by.set(actor)],
-              condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == "draft"))
+              condition=OutcomeState.status.does_not_exist() | (OutcomeState.status == OutcomeStatus.DRAFT))
     tx.put("audit", _audit(meetup.id, now, actor, "finalised"))
     try:
         with storage_errors():
@@ -363,7 +349,7 @@ def finalise(meetup: Meetup, actor: str) -> dict:
         if cancelled.failed("state"):
             raise Conflict(FINAL, code="outcomes_final") from None
         raise
-    return {"status": "final", "finalised_at": clock.to_public(now)}
+    return {"status": OutcomeStatus.FINAL, "finalised_at": clock.to_public(now)}
 
 
 def reopen(meetup: Meetup, actor: str) -> dict:
@@ -371,8 +357,8 @@ def reopen(meetup: Meetup, actor: str) -> dict:
     now = clock.now()
     tx = Transaction()
     tx.update("state", OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY),
-              [OutcomeState.status.set("draft"), OutcomeState.finalised_at.remove(),
-               OutcomeState.finalised_by.remove()], condition=OutcomeState.status == "final")
+              [OutcomeState.status.set(OutcomeStatus.DRAFT), OutcomeState.finalised_at.remove(),
+               OutcomeState.finalised_by.remove()], condition=OutcomeState.status == OutcomeStatus.FINAL)
     tx.put("audit", _audit(meetup.id, now, actor, "reopened"))
     try:
         with storage_errors():
@@ -382,7 +368,7 @@ def reopen(meetup: Meetup, actor: str) -> dict:
             raise Conflict(Message("Deze uitkomsten zijn nog niet vastgesteld.", "These outcomes are not final."),
                            code="not_final") from None
         raise
-    return {"status": "draft"}
+    return {"status": OutcomeStatus.DRAFT}
 
 
 # --- through a link ---------------------------------------------------------------------------------
@@ -421,11 +407,11 @@ def send_links(now: datetime | None = None) -> dict:
     from chalicelib import outbox, youth
     now = now or clock.now()
     with storage_errors():
-        recent = list(Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at.between(
-            clock.to_storage(now - LINKS_LOOKBACK), clock.to_storage(now))))
+        recent = catalogue.tour(MeetupsByStart.starts_at.between(
+            clock.to_storage(now - LINKS_LOOKBACK), clock.to_storage(now)))
     result = {"meetups": 0, "queued": 0}
     for meetup in recent:
-        if meetup.state == "cancelled" or meetup.ends_at > clock.to_storage(now):
+        if meetup.state == MeetupState.CANCELLED or meetup.ends_at > clock.to_storage(now):
             continue
         with storage_errors():
             try:
@@ -454,14 +440,9 @@ def send_links(now: datetime | None = None) -> dict:
             committed = outbox.queue_once({k: batch[k] for k in keys[start:start + 25]})
             outbox.dispatch(committed)
             result["queued"] += len(committed)
-        with storage_errors():
-            try:
-                OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY).update(
-                    actions=[OutcomeState.links_sent_at.set(clock.to_storage(now))],
-                    condition=OutcomeState.links_sent_at.does_not_exist())
-            except UpdateError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+        conditional(lambda: OutcomeState(pk=meetup.id, sk=OUTCOME_STATE_KEY).update(
+            actions=[OutcomeState.links_sent_at.set(clock.to_storage(now))],
+            condition=OutcomeState.links_sent_at.does_not_exist()))
         result["meetups"] += 1
     if result["queued"]:
         logger.info("outcome links queued", extra=result)

@@ -27,14 +27,16 @@ import time as _time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from pynamodb.exceptions import DeleteError, DoesNotExist, UpdateError
+from pynamodb.exceptions import DoesNotExist
 
-from chalicelib import clock, messages
+from chalicelib import catalogue, clock, messages
 from chalicelib.config import get_settings
-from chalicelib.models import (ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, TOUR_LISTING, Activity, EmailGuard,
+from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_AUDIT_PREFIX, REGISTRATION_PREFIX, Activity, EmailGuard,
                                ErasureRecord, Meetup, MeetupsByStart, OutboxMessage, Organiser, Registration,
-                               RegistrationsByErasure, Transaction, TransactionCancelled, storage_errors)
+                               RegistrationsByErasure, activity_partitions, guard_partition)
 from chalicelib.observability import logger
+from chalicelib.statuses import RegistrationStatus
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
 from chalicelib.validation import Fields
 
 RESEND_INTERVAL = timedelta(minutes=10)  # the manage link is mailed again at most this often per registration
@@ -45,7 +47,7 @@ IDEMPOTENCY_HOURS = 24  # chalicelib.handover.IDEMPOTENCY_TTL_SECONDS (a test ch
 ACTIVITY_LOOKBACK_DAYS = 14  # days of the activity log the job looks at before the retention boundary
 JOB_TIME_BUDGET_SECONDS = 20.0  # the scheduled job stops then; the next run goes on
 FOLLOW_UP_PURPOSE = "follow-up-unsubscribe"  # the one-click link in follow-up invitations
-ACTIVE = ("confirmed", "waitlisted")
+ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
 PERSONAL_FIELDS = ("name", "email", "email_hash", "organisation", "theme", "consent_at", "consent_version",
                    "follow_up_consent_at", "follow_up_withdrawn_at", "link_sent_at", "erase_due", "erase_after")
 
@@ -140,15 +142,10 @@ def set_follow_up(registration: Registration, opt_in: bool, now: datetime | None
     actions = [Registration.follow_up_opt_in.set(opt_in), Registration.updated_at.set(stamp)]
     actions.append(Registration.follow_up_consent_at.set(stamp) if opt_in
                    else Registration.follow_up_withdrawn_at.set(stamp))
-    with storage_errors():
-        try:
-            registration.update(actions=actions, condition=Registration.sk.exists()
-                                & Registration.erased_at.does_not_exist())
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            from chalicelib.errors import NotFound
-            raise NotFound(messages.DATA_ERASED) from exc
+    if not conditional(lambda: registration.update(actions=actions, condition=Registration.sk.exists()
+                                                   & Registration.erased_at.does_not_exist())):
+        from chalicelib.errors import NotFound
+        raise NotFound(messages.DATA_ERASED)
     logger.info("follow-up opt-in changed", extra={"registration_id": registration.id, "opt_in": opt_in})
     return registration
 
@@ -203,7 +200,7 @@ def export(token: str) -> dict:
     if registration.email:
         with storage_errors():
             try:
-                found = EmailGuard.get(registration.meetup_id, roster.guard_key(registration.email), consistent_read=True)
+                found = EmailGuard.get(guard_partition(registration.meetup_id), roster.guard_key(registration.email), consistent_read=True)
                 guard = {name: _plain(value) for name, value in found.attribute_values.items()}
             except DoesNotExist:
                 pass
@@ -267,8 +264,8 @@ def _activity_of(registration: Registration) -> list[Activity]:
                                             registration.cancelled_at) if value})
     found = []
     with storage_errors():
-        for day in days:
-            found += [item for item in Activity.query(day, consistent_read=True)
+        for partition in (p for day in days for p in activity_partitions(day)):
+            found += [item for item in Activity.query(partition, consistent_read=True)
                       if (item.details or {}).get("registration_id") == registration.id]
     return found
 
@@ -281,13 +278,8 @@ def _scrub_activity(registration: Registration) -> int:
                    "was": (item.details or {}).get("was"), "name": None, "organisation": None, "erased": True}
         if item.details.get("erased"):
             continue
-        with storage_errors():
-            try:
-                item.update(actions=[Activity.details.set(details)], condition=Activity.sk.exists())
-                scrubbed += 1
-            except UpdateError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+        if conditional(lambda: item.update(actions=[Activity.details.set(details)], condition=Activity.sk.exists())):
+            scrubbed += 1
     return scrubbed
 
 
@@ -306,13 +298,8 @@ def _delete_queued_mail(email_hash: str | None, registration_id: str | None = No
     for msg in _queued_mail(email_hash):
         if registration_id and (msg.context or {}).get("registration_id") != registration_id:
             continue
-        with storage_errors():
-            try:
-                msg.delete(condition=OutboxMessage.recipient_hash == email_hash)  # not if sent meanwhile
-                deleted += 1
-            except DeleteError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+        if conditional(lambda: msg.delete(condition=OutboxMessage.recipient_hash == email_hash)):  # not if sent meanwhile
+            deleted += 1
     return deleted
 
 
@@ -348,7 +335,7 @@ def _erase_one(registration: Registration, erased: Erased, *, all_mail_of_addres
     tx = Transaction()
     tx.update("registration", registration, _anonymise_actions(stamp), Registration.erased_at.does_not_exist())
     if registration.email:
-        tx.delete("guard", EmailGuard(meetup_id=registration.meetup_id, sk=roster.guard_key(registration.email)),
+        tx.delete("guard", EmailGuard(meetup_id=guard_partition(registration.meetup_id), sk=roster.guard_key(registration.email)),
                   EmailGuard.sk.does_not_exist() | (EmailGuard.registration_id == registration.id))
     try:
         tx.commit()
@@ -396,13 +383,10 @@ def erase_address(email: str, *, actor: str) -> dict:
         _erase_one(registration, erased, all_mail_of_address=True)
     with storage_errors():
         organiser_ids = [key.id for key in Organiser.by_email.query(email_hash)]
-        for organiser in (Organiser.batch_get(organiser_ids, consistent_read=True) if organiser_ids else []):
-            try:
-                organiser.delete(condition=Organiser.email_hash == email_hash)
-                erased.organisers += 1
-            except DeleteError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+        organisers = list(Organiser.batch_get(organiser_ids, consistent_read=True)) if organiser_ids else []
+    for organiser in organisers:
+        if conditional(lambda: organiser.delete(condition=Organiser.email_hash == email_hash)):
+            erased.organisers += 1
     erased.queued_mail += _delete_queued_mail(email_hash)
     erased.meetup_hosts += _erase_host(email_hash)
     erased.meetups = sorted(set(erased.meetups))
@@ -417,15 +401,11 @@ def _erase_host(email_hash: str) -> int:
     """The tour is small and read whole by its listing index (a Query): hosts are found there."""
     count = 0
     with storage_errors():
-        for meetup in Meetup.by_start.query(TOUR_LISTING):
+        for meetup in catalogue.tour():
             if meetup.host_email and address_hash(meetup.host_email) == email_hash:
-                try:
-                    meetup.update(actions=[Meetup.host_email.remove()],
-                                  condition=Meetup.host_email == meetup.host_email)
+                if conditional(lambda: meetup.update(actions=[Meetup.host_email.remove()],
+                                                     condition=Meetup.host_email == meetup.host_email)):
                     count += 1
-                except UpdateError as exc:
-                    if exc.cause_response_code != "ConditionalCheckFailedException":
-                        raise
     return count
 
 
@@ -457,7 +437,7 @@ def run_retention(now: datetime | None = None, *, time_budget: float = JOB_TIME_
 def _erase_ended_meetups(cutoff: datetime, now: datetime, result: dict, out_of_time) -> None:
     cutoff_stamp = clock.to_storage(cutoff)
     with storage_errors():
-        ended = [m for m in Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at <= cutoff_stamp)
+        ended = [m for m in catalogue.tour(MeetupsByStart.starts_at <= cutoff_stamp)
                  if m.ends_at <= cutoff_stamp and not m.personal_data_erased_at]
     for meetup in ended:
         if out_of_time():
@@ -470,7 +450,8 @@ def _erase_meetup(meetup: Meetup, now: datetime, result: dict) -> None:
     with storage_errors():
         items = list(Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                         consistent_read=True, filter_condition=Registration.erased_at.does_not_exist()))
-        guards = list(EmailGuard.query(meetup.id, EmailGuard.sk.startswith("E#"), consistent_read=True))
+        guards = list(EmailGuard.query(guard_partition(meetup.id), EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX),
+                                       consistent_read=True))
     for start in range(0, len(items), 25):
         tx = Transaction()
         for registration in items[start:start + 25]:
@@ -480,25 +461,18 @@ def _erase_meetup(meetup: Meetup, now: datetime, result: dict) -> None:
             result["registrations"] += len(items[start:start + 25])
         except TransactionCancelled:  # another run, or an erasure on request, got there first: one by one
             for registration in items[start:start + 25]:
-                try:
-                    registration.update(actions=_anonymise_actions(stamp),
-                                        condition=Registration.erased_at.does_not_exist())
+                if conditional(lambda: registration.update(actions=_anonymise_actions(stamp),
+                                                           condition=Registration.erased_at.does_not_exist())):
                     result["registrations"] += 1
-                except UpdateError as exc:
-                    if exc.cause_response_code != "ConditionalCheckFailedException":
-                        raise
     with storage_errors():
         with EmailGuard.batch_write() as batch:
             for guard in guards:
                 batch.delete(guard)
         result["guards"] += len(guards)
-        try:  # done, unless an admin moved the meetup meanwhile
-            meetup.update(actions=[Meetup.personal_data_erased_at.set(stamp), Meetup.host_email.remove()],
-                          condition=(Meetup.ends_at == meetup.ends_at) & Meetup.personal_data_erased_at.does_not_exist())
-            result["meetups"] += 1
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
+    if conditional(lambda: meetup.update(  # done, unless an admin moved the meetup meanwhile
+            actions=[Meetup.personal_data_erased_at.set(stamp), Meetup.host_email.remove()],
+            condition=(Meetup.ends_at == meetup.ends_at) & Meetup.personal_data_erased_at.does_not_exist())):
+        result["meetups"] += 1
 
 
 def _erase_cancelled(now: datetime, result: dict, out_of_time) -> None:
@@ -513,15 +487,10 @@ def _erase_cancelled(now: datetime, result: dict, out_of_time) -> None:
             return
         if registration.erased_at or not registration.erase_after or registration.erase_after > stamp:
             continue
-        with storage_errors():
-            try:
-                registration.update(actions=_anonymise_actions(stamp), condition=(
-                    Registration.erase_after == registration.erase_after) & Registration.erased_at.does_not_exist())
-                result["cancelled"] += 1
-                result["registrations"] += 1
-            except UpdateError as exc:
-                if exc.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+        if conditional(lambda: registration.update(actions=_anonymise_actions(stamp), condition=(
+                Registration.erase_after == registration.erase_after) & Registration.erased_at.does_not_exist())):
+            result["cancelled"] += 1
+            result["registrations"] += 1
 
 
 def _expire_activity(cutoff: datetime, result: dict, out_of_time, lookback_days: int) -> None:
@@ -533,7 +502,8 @@ def _expire_activity(cutoff: datetime, result: dict, out_of_time, lookback_days:
             return
         day = (cutoff - timedelta(days=back)).strftime("%Y-%m-%d")
         with storage_errors():
-            expired = list(Activity.query(day, Activity.sk < cutoff_stamp, attributes_to_get=["day", "sk"]))
+            expired = [item for partition in activity_partitions(day)
+                       for item in Activity.query(partition, Activity.sk < cutoff_stamp, attributes_to_get=["day", "sk"])]
             if not expired:
                 continue
             with Activity.batch_write() as batch:
@@ -552,12 +522,12 @@ def backfill(now: datetime | None = None) -> dict:
     now = now or clock.now()
     counts = {"registrations": 0, "organisers": 0}
     with storage_errors():
-        for meetup in Meetup.by_start.query(TOUR_LISTING):
+        for meetup in catalogue.tour():
             for registration in Registration.query(meetup.id, Registration.sk.startswith(REGISTRATION_PREFIX)):
                 if registration.erased_at or not registration.email or registration.email_hash:
                     continue
                 actions = [Registration.email_hash.set(address_hash(registration.email))]
-                if registration.status == "cancelled":
+                if registration.status == RegistrationStatus.CANCELLED:
                     cancelled = clock.from_storage(registration.cancelled_at or registration.updated_at)
                     actions += [Registration.erase_due.set(ERASURE_DUE),
                                 Registration.erase_after.set(clock.to_storage(cancelled + get_settings().retention))]

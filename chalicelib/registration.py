@@ -38,11 +38,12 @@ from chalicelib import catalogue, clock, joining, messages, theme_tables, tokens
 from chalicelib.config import get_settings
 from chalicelib.errors import Conflict, NotFound, ServiceUnavailable, ValidationFailed
 from chalicelib.messages import Message
-from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX,
-                               WAITLIST_PREFIX, Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration,
-                               Transaction, TransactionCancelled, WaitlistEntry, retry_pause, storage_errors,
-                               ticket_key)
+from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE, REGISTRATION_PREFIX, WAITLIST_PREFIX,
+                               Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration, WaitlistEntry,
+                               guard_partition, line_partition, ticket_key)
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState, RegistrationStatus
+from chalicelib.storage import Transaction, TransactionCancelled, new_activity, retry_pause, storage_errors
 from chalicelib.validation import Fields
 
 ROLES = ("teacher", "school_leader", "school_board", "local_politician", "education_support",
@@ -118,13 +119,17 @@ def manage_token(registration: Registration, meetup_ends_at: str) -> str:
                        expires=link_expiry(meetup_ends_at))
 
 
+def manage_path(registration: Registration, meetup_ends_at: str) -> str:
+    return f"/registrations/{manage_token(registration, meetup_ends_at)}"
+
+
 def manage_url(registration: Registration, meetup_ends_at: str) -> str:
-    return f"{get_settings().public_base_url}/registrations/{manage_token(registration, meetup_ends_at)}"
+    return get_settings().public_base_url + manage_path(registration, meetup_ends_at)
 
 
 def view(registration: Registration, position: int | None = None, *, full: bool = True) -> dict:
     body = {"id": registration.id, "meetup_id": registration.meetup_id, "status": registration.status,
-            "waitlist_position": position if registration.status == "waitlisted" else None}
+            "waitlist_position": position if registration.status == RegistrationStatus.WAITLISTED else None}
     if full:
         body.update(name=registration.name, created_at=clock.to_public(registration.created_at))
     return body
@@ -172,7 +177,7 @@ def _read_meetup(meetup_id: str) -> Meetup:
 def _entries(meetup_id: str, limit: int | None = None) -> list[WaitlistEntry]:
     """The first `limit` in line (all without one), first in line first: a consistent Query of `W#`."""
     with storage_errors():
-        return list(WaitlistEntry.query(meetup_id, WaitlistEntry.sk.startswith(WAITLIST_PREFIX),
+        return list(WaitlistEntry.query(line_partition(meetup_id), WaitlistEntry.sk.startswith(WAITLIST_PREFIX),
                                         consistent_read=True, limit=limit, page_size=limit))
 
 
@@ -187,7 +192,7 @@ def _departures_before(meetup_id: str, ticket: int) -> int:
     if ticket <= 1:
         return 0
     with storage_errors():
-        return Departure.count(meetup_id, Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0),
+        return Departure.count(line_partition(meetup_id), Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0),
                                                                ticket_key(DEPARTURE_PREFIX, ticket - 1)),
                                consistent_read=True)
 
@@ -222,7 +227,7 @@ def _positions_of(meetup_id: str, waiting: list[Registration]) -> dict[str, int]
     last = max(int(r.waitlist_ticket) for r in waiting)
     with storage_errors():
         departed = sorted(int(d.sk[len(DEPARTURE_PREFIX):]) for d in Departure.query(
-            meetup_id, Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0), ticket_key(DEPARTURE_PREFIX, last)),
+            line_partition(meetup_id), Departure.sk.between(ticket_key(DEPARTURE_PREFIX, 0), ticket_key(DEPARTURE_PREFIX, last)),
             consistent_read=True, attributes_to_get=["meetup_id", "sk"]))
     promoted = int(meetup.waitlist_promoted or 0)
     return {r.id: int(r.waitlist_ticket) - promoted - bisect.bisect_left(departed, int(r.waitlist_ticket))
@@ -231,7 +236,7 @@ def _positions_of(meetup_id: str, waiting: list[Registration]) -> dict[str, int]
 
 def waitlist_position(registration: Registration) -> int | None:
     """1 for the next in line; None unless waiting."""
-    if registration.status != "waitlisted" or not registration.waitlist_ticket:
+    if registration.status != RegistrationStatus.WAITLISTED or not registration.waitlist_ticket:
         return None
     return position_of_ticket(registration.meetup_id, int(registration.waitlist_ticket))
 
@@ -246,7 +251,7 @@ def position_for_mail(context: dict) -> dict:
         return context
     with storage_errors():
         try:
-            entry = WaitlistEntry.get(meetup_id, ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
+            entry = WaitlistEntry.get(line_partition(meetup_id), ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
         except DoesNotExist:
             return context
     if entry.registration_id != context.get("registration_id"):
@@ -270,7 +275,7 @@ def find_by_token(token: str) -> tuple[Registration, int | None]:
 
 LIST_LIMIT = 500  # rows per page of the admin listing, unless `limit` says otherwise
 LIST_MAX = 1000  # at most this many: a page of the CSV or JSON stays far under Lambda's 6 MB
-LIST_PHASES = ("confirmed", "waitlisted", "cancelled")
+LIST_PHASES = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED, RegistrationStatus.CANCELLED)
 CURSOR_PURPOSE = "registrations-cursor"
 BAD_CURSOR = Message("Deze cursor is ongeldig of verlopen; begin opnieuw zonder cursor.",
                      "This cursor is not valid or has expired; start again without a cursor.")
@@ -336,7 +341,7 @@ def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str |
                 after = found[-1].sk
                 break
             phase, after = phase + 1, None
-        positions = _positions_of(meetup_id, [r for r in found if r.status == "waitlisted" and r.waitlist_ticket])
+        positions = _positions_of(meetup_id, [r for r in found if r.status == RegistrationStatus.WAITLISTED and r.waitlist_ticket])
     next_cursor = _cursor(meetup_id, phase, after or "") if phase < len(LIST_PHASES) else None
     return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found), next_cursor
 
@@ -344,29 +349,26 @@ def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str |
 # --- records written alongside every change -------------------------------------------------------
 
 def _activity(kind: str, meetup: Meetup, registration: Registration, now, **details) -> Activity:
-    return Activity(
-        day=now.strftime("%Y-%m-%d"), sk=f"{clock.stamp(now)}#{secrets.token_hex(4)}", type=kind,
-        meetup_id=meetup.id, province=meetup.province,
-        details={"registration_id": registration.id, "name": registration.name, "role": registration.role,
-                 "organisation": registration.organisation, **details},
-        expires_at=now + get_settings().retention)
+    return new_activity(kind, meetup, now, {"registration_id": registration.id, "name": registration.name,
+                                            "role": registration.role, "organisation": registration.organisation,
+                                            **details})
 
 
 def _mail(template: str, meetup: Meetup, registration: Registration, position: int | None = None) -> OutboxMessage:
     from chalicelib import outbox
-    base = get_settings().public_base_url
+    # Links as paths: mail.compose adds the base when the email is written (keeps the item < 1 KB).
     context = {
         "name": registration.name, "registration_id": registration.id, "status": registration.status,
-        "waitlist_position": position, "manage_url": manage_url(registration, meetup.ends_at),
+        "waitlist_position": position, "manage_url": manage_path(registration, meetup.ends_at),
         # The waitlisted email's position is composed again when it is sent (`position_for_mail`).
-        "waitlist_ticket": int(registration.waitlist_ticket) if registration.status == "waitlisted"
+        "waitlist_ticket": int(registration.waitlist_ticket) if registration.status == RegistrationStatus.WAITLISTED
         and registration.waitlist_ticket else None,
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
                    "ends_at": meetup.ends_at, "mode": meetup.mode, "city": meetup.city, "venue": meetup.venue,
                    "sequence": int(meetup.calendar_sequence or 0),
-                   "url": f"{base}/meetups/{meetup.id}", "tour_url": f"{base}/meetups"},
+                   "url": f"/meetups/{meetup.id}", "tour_url": "/meetups"},
         # The personal join link, never the meetup's join_url (an admin may change that at will).
-        "join_link": (joining.join_url(registration, link_expiry(meetup.ends_at)) if meetup.mode == "online"
+        "join_link": (joining.join_path(registration, link_expiry(meetup.ends_at)) if meetup.mode == "online"
                       else None),
     }
     return outbox.message(registration.email, template, registration.language or "nl", context)
@@ -391,7 +393,7 @@ def _fresh(meetup_id: str, cancelled: TransactionCancelled, attempt: int) -> Mee
 
 
 def _is_open(meetup: Meetup, now) -> bool:
-    return meetup.state == "open" and clock.from_storage(meetup.starts_at) > now
+    return meetup.state == MeetupState.OPEN and clock.from_storage(meetup.starts_at) > now
 
 
 def _seat_free(meetup: Meetup) -> bool:
@@ -474,7 +476,7 @@ class _MeetupHints:
             seen = self._seen.get(meetup_id)
             if seen is None:
                 return
-            if status == "confirmed":
+            if status == RegistrationStatus.CONFIRMED:
                 seen[1].confirmed += 1
             elif seq > int(seen[1].waitlist_seq or 0):
                 seen[1].waitlist_seq, seen[1].waitlist_length = seq, length
@@ -494,7 +496,7 @@ def _decoy(meetup: Meetup, registration: Registration, now) -> Outcome:
         raise refusal
     if _seat_free(meetup):
         return Outcome(registration, created=True, meetup=meetup)
-    registration.status = "waitlisted"
+    registration.status = RegistrationStatus.WAITLISTED
     return Outcome(registration, created=True, position=int(meetup.waitlist_length) + 1, meetup=meetup)
 
 
@@ -510,7 +512,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     stamp = clock.to_storage(now)
     from chalicelib.privacy import address_hash
     registration = Registration(
-        meetup_id=meetup.id, sk="", id=secrets.token_urlsafe(12), status="confirmed", name=signup.name,
+        meetup_id=meetup.id, sk="", id=secrets.token_urlsafe(12), status=RegistrationStatus.CONFIRMED, name=signup.name,
         email=signup.email, email_hash=address_hash(signup.email), role=signup.role,
         organisation=signup.organisation, municipality=signup.municipality, theme=signup.theme,
         language=signup.language, follow_up_opt_in=signup.follow_up_opt_in, created_at=stamp, updated_at=stamp,
@@ -519,7 +521,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
         follow_up_consent_at=stamp if signup.follow_up_opt_in else None)
     registration.sk = REGISTRATION_PREFIX + registration.id
     expires = clock.from_storage(meetup.ends_at) + get_settings().retention
-    guard = EmailGuard(meetup_id=meetup.id, sk=guard_key(signup.email), registration_id=registration.id,
+    guard = EmailGuard(meetup_id=guard_partition(meetup.id), sk=guard_key(signup.email), registration_id=registration.id,
                        expires_at=expires)
 
     if signup.table_id is not None:
@@ -564,12 +566,12 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
 def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, expires, now, stamp: str):
     """One attempt: a seat (`expires` None) or the next ticket in line. Returns the Outcome, the
     existing guard's item (a duplicate), or the TransactionCancelled to retry on."""
-    unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == "open") & (Meetup.starts_at > stamp)
+    unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == MeetupState.OPEN) & (Meetup.starts_at > stamp)
                  & Meetup.awaiting_host.does_not_exist())
     tx = Transaction()
     position = ticket = None
     if expires is None:
-        registration.status, registration.waitlist_ticket = "confirmed", None
+        registration.status, registration.waitlist_ticket = RegistrationStatus.CONFIRMED, None
         tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
                   unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
                   return_old=True)
@@ -579,7 +581,7 @@ def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, exp
     else:
         seq, length = int(meetup.waitlist_seq or 0), int(meetup.waitlist_length or 0)
         ticket, position = seq + 1, length + 1
-        registration.status, registration.waitlist_ticket = "waitlisted", ticket
+        registration.status, registration.waitlist_ticket = RegistrationStatus.WAITLISTED, ticket
         expected_seq = (Meetup.waitlist_seq == seq) if seq else (
             Meetup.waitlist_seq.does_not_exist() | (Meetup.waitlist_seq == 0))
         # `updated_at` covers the limit (`waitlist_max_length`) that `_refusal` checked on this copy.
@@ -587,7 +589,7 @@ def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, exp
                   unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
                   & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
                   & expected_seq & (Meetup.waitlist_length == length), return_old=True)
-        tx.put("entry", WaitlistEntry(meetup_id=meetup.id, sk=ticket_key(WAITLIST_PREFIX, ticket),
+        tx.put("entry", WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, ticket),
                                       registration_id=registration.id, ticket=ticket, expires_at=expires),
                WaitlistEntry.sk.does_not_exist())
         activity, template = "waitlisted", "registration_waitlisted"
@@ -667,11 +669,11 @@ def _promote(tx: Transaction, meetup: Meetup, heads: list[tuple[WaitlistEntry, R
         elif person.table_id:
             table_action, person.table_id = [Registration.table_id.remove()], None
         tx.update(f"promote {person.id}", person,
-                  [Registration.status.set("confirmed"), Registration.promoted_at.set(stamp),
-                   Registration.updated_at.set(stamp), *table_action], Registration.status == "waitlisted")
+                  [Registration.status.set(RegistrationStatus.CONFIRMED), Registration.promoted_at.set(stamp),
+                   Registration.updated_at.set(stamp), *table_action], Registration.status == RegistrationStatus.WAITLISTED)
         tx.put(f"promoted activity {person.id}", _activity("promoted", meetup, person, now))
         promoted = Registration.from_raw_data(person.serialize())
-        promoted.status = "confirmed"
+        promoted.status = RegistrationStatus.CONFIRMED
         mail = _mail("registration_promoted", meetup, promoted)
         tx.put(f"promoted mail {person.id}", mail, OutboxMessage.id.does_not_exist())
         mails.append(mail)
@@ -692,27 +694,27 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
     (positions behind them count it). A confirmed person's seat goes to the first in line in the
     same transaction; it is only freed on the condition that nobody waits."""
     meetup_id, registration_id = registration.meetup_id, registration.id
-    if registration.status == "cancelled":
+    if registration.status == RegistrationStatus.CANCELLED:
         return Outcome(registration, created=False)
     meetup = _read_meetup(meetup_id)
     for attempt in range(MAX_ATTEMPTS):
-        if registration.status == "cancelled":
+        if registration.status == RegistrationStatus.CANCELLED:
             return Outcome(registration, created=False)
         now = clock.now()
         stamp = clock.to_storage(now)
         was = registration.status
         expires = clock.from_storage(meetup.ends_at) + get_settings().retention
-        head = (_heads(meetup_id, 1) if was == "confirmed" and _is_open(meetup, now) and meetup.waitlist_length
+        head = (_heads(meetup_id, 1) if was == RegistrationStatus.CONFIRMED and _is_open(meetup, now) and meetup.waitlist_length
                 else [])
         tx = Transaction()
         mails = []
-        if was == "waitlisted":
+        if was == RegistrationStatus.WAITLISTED:
             ticket = int(registration.waitlist_ticket or 0)
             if not ticket:
                 raise ServiceUnavailable(messages.TRY_AGAIN)  # a line not yet migrated
-            tx.delete("entry", WaitlistEntry(meetup_id=meetup_id, sk=ticket_key(WAITLIST_PREFIX, ticket)),
+            tx.delete("entry", WaitlistEntry(meetup_id=line_partition(meetup_id), sk=ticket_key(WAITLIST_PREFIX, ticket)),
                       WaitlistEntry.registration_id == registration.id)
-            tx.put("departure", Departure(meetup_id=meetup_id, sk=ticket_key(DEPARTURE_PREFIX, ticket),
+            tx.put("departure", Departure(meetup_id=line_partition(meetup_id), sk=ticket_key(DEPARTURE_PREFIX, ticket),
                                           expires_at=expires))
             tx.update("meetup", meetup, [Meetup.waitlist_length.add(-1)], Meetup.waitlist_length > 0,
                       return_old=True)
@@ -733,10 +735,10 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
             else:
                 unchanged &= Registration.table_id.does_not_exist()
         tx.update("registration", registration,
-                  [Registration.status.set("cancelled"), Registration.cancelled_at.set(stamp),
+                  [Registration.status.set(RegistrationStatus.CANCELLED), Registration.cancelled_at.set(stamp),
                    Registration.updated_at.set(stamp), Registration.erase_due.set(ERASURE_DUE),
                    Registration.erase_after.set(clock.to_storage(now + get_settings().retention))], unchanged)
-        tx.delete("guard", EmailGuard(meetup_id=meetup.id, sk=guard_key(registration.email)),
+        tx.delete("guard", EmailGuard(meetup_id=guard_partition(meetup.id), sk=guard_key(registration.email)),
                   EmailGuard.registration_id == registration.id)
         tx.put("activity", _activity("cancelled", meetup, registration, now, was=was))
         if notify:
@@ -748,7 +750,7 @@ def cancel_registration(registration: Registration, *, notify: bool = True) -> O
             meetup = _fresh(meetup_id, cancelled, attempt)
             registration = _load_registration(meetup_id, registration_id)
             continue
-        registration.status = "cancelled"
+        registration.status = RegistrationStatus.CANCELLED
         hints.forget(meetup_id)
         logger.info("registration cancelled", extra={
             "meetup_id": meetup.id, "registration_id": registration.id, "was": was,
@@ -782,7 +784,7 @@ def fill_free_seats(meetup_id: str) -> list[OutboxMessage]:
         tx.update("meetup", meetup, [Meetup.confirmed.add(count), Meetup.waitlist_length.add(-count),
                                      Meetup.waitlist_promoted.add(count)],
                   (Meetup.confirmed == meetup.confirmed) & (Meetup.capacity == meetup.capacity)
-                  & (Meetup.state == "open") & (Meetup.waitlist_length >= count), return_old=True)
+                  & (Meetup.state == MeetupState.OPEN) & (Meetup.waitlist_length >= count), return_old=True)
         batch = _promote(tx, meetup, heads, now, stamp)
         try:
             tx.commit()

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from chalicelib import clock
+from chalicelib import catalogue, clock
 from chalicelib.config import MAX_REMINDER_OFFSET, get_settings
-from chalicelib.models import REGISTRATION_PREFIX, TOUR_LISTING, Meetup, MeetupsByStart, Registration, storage_errors
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, MeetupsByStart, Registration
 from chalicelib.observability import logger
+from chalicelib.statuses import MeetupState, RegistrationStatus
+from chalicelib.storage import conditional, storage_errors
 
 WAITLIST_NOTICE_OFFSET = 24 * 60  # "the day before"
 BATCH = 25  # messages per queue_once transaction
@@ -28,12 +30,12 @@ def due(meetup: Meetup, now: datetime) -> list[tuple[str, int]]:
     """The reminders of `meetup` whose moment has come and that are not done: ("confirmed",
     offset) and ("waitlisted", the day before). None once it has started or when it is off."""
     starts = clock.from_storage(meetup.starts_at)
-    if meetup.state == "cancelled" or now >= starts:
+    if meetup.state == MeetupState.CANCELLED or now >= starts:
         return []
     done = set(meetup.reminders_done or [])
-    wanted = [("confirmed", offset) for offset in offsets_of(meetup)]
+    wanted = [(RegistrationStatus.CONFIRMED, offset) for offset in offsets_of(meetup)]
     if meetup.waitlist_enabled:
-        wanted.append(("waitlisted", WAITLIST_NOTICE_OFFSET))
+        wanted.append((RegistrationStatus.WAITLISTED, WAITLIST_NOTICE_OFFSET))
     return [(who, offset) for who, offset in wanted
             if f"{who}:{offset}" not in done and now >= starts - timedelta(minutes=offset)]
 
@@ -43,8 +45,7 @@ def run(now: datetime | None = None) -> dict:
     now = now or clock.now()
     horizon = now + timedelta(minutes=MAX_REMINDER_OFFSET)
     with storage_errors():
-        coming = list(Meetup.by_start.query(TOUR_LISTING, MeetupsByStart.starts_at.between(
-            clock.to_storage(now), clock.to_storage(horizon))))
+        coming = catalogue.tour(MeetupsByStart.starts_at.between(clock.to_storage(now), clock.to_storage(horizon)))
     result = {"meetups": 0, "queued": 0, "table_lists": 0}
     for listed in coming:
         if listed.tables and _day_before(listed, now):
@@ -53,8 +54,7 @@ def run(now: datetime | None = None) -> dict:
             result["table_lists"] += theme_tables.send_lists(listed)
         if not due(listed, now):
             continue
-        from chalicelib import catalogue
-        meetup = catalogue.load(listed.id, consistent=True)  # the index holds no reminder fields
+        meetup = catalogue.load(listed.id, consistent=True)  # its latest reminders_done
         for who, offset in due(meetup, now):
             result["queued"] += _send(meetup, who, offset, now)
             _mark_done(meetup, f"{who}:{offset}")
@@ -67,7 +67,7 @@ def run(now: datetime | None = None) -> dict:
 def _day_before(meetup: Meetup, now: datetime) -> bool:
     from chalicelib.theme_tables import LIST_MOMENT_MINUTES
     starts = clock.from_storage(meetup.starts_at)
-    return meetup.state != "cancelled" and starts - timedelta(minutes=LIST_MOMENT_MINUTES) <= now < starts
+    return meetup.state != MeetupState.CANCELLED and starts - timedelta(minutes=LIST_MOMENT_MINUTES) <= now < starts
 
 
 def _send(meetup: Meetup, who: str, offset: int, now: datetime) -> int:
@@ -78,12 +78,12 @@ def _send(meetup: Meetup, who: str, offset: int, now: datetime) -> int:
                                                consistent_read=True, filter_condition=(Registration.status == who)
                                                & Registration.erased_at.does_not_exist())
                   if (p.promoted_at or p.created_at) <= moment]
-    template = "registration_reminder" if who == "confirmed" else "waitlist_reminder"
+    template = "registration_reminder" if who == RegistrationStatus.CONFIRMED else "waitlist_reminder"
     queued = 0
     for start in range(0, len(people), BATCH):
         batch = {}
         for person in people[start:start + BATCH]:
-            position = registration.waitlist_position(person) if who == "waitlisted" else None
+            position = registration.waitlist_position(person) if who == RegistrationStatus.WAITLISTED else None
             message = registration.compose_mail(template, meetup, person, position)
             message.id = f"reminder-{meetup.id}-{who}-{offset}-{person.id}"
             batch[message.id] = message
@@ -95,10 +95,6 @@ def _send(meetup: Meetup, who: str, offset: int, now: datetime) -> int:
 
 def _mark_done(meetup: Meetup, reminder: str) -> None:
     """Conditional on it not being marked: two runs at once both queue nothing twice anyway."""
-    from pynamodb.exceptions import UpdateError
-    try:
-        meetup.update(actions=[Meetup.reminders_done.set((Meetup.reminders_done | []).append([reminder]))],
-                      condition=Meetup.reminders_done.does_not_exist() | ~Meetup.reminders_done.contains(reminder))
-    except UpdateError as exc:
-        if exc.cause_response_code != "ConditionalCheckFailedException":
-            raise
+    conditional(lambda: meetup.update(
+        actions=[Meetup.reminders_done.set((Meetup.reminders_done | []).append([reminder]))],
+        condition=Meetup.reminders_done.does_not_exist() | ~Meetup.reminders_done.contains(reminder)))

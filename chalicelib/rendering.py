@@ -1,6 +1,7 @@
 """Jinja2 pages and emails, Dutch first. The environment is built on first use (cold starts)."""
 from __future__ import annotations
 
+import contextvars
 import functools
 from datetime import datetime
 from pathlib import Path
@@ -50,10 +51,19 @@ def format_time(value: str | datetime, lang: str = "nl") -> str:
     return _moment(value).strftime("%H:%M")
 
 
+# The base path of the request being answered (chalicelib.http.routes sets it; see http.base_path):
+# pages and redirects are built under it.
+BASE_PATH: contextvars.ContextVar[str] = contextvars.ContextVar("base_path", default="")
+
+
+def current_base() -> str:
+    """The base path of the request being answered (set by `chalicelib.http.routes`)."""
+    return BASE_PATH.get()
+
+
 def render_page(template: str, lang: str, **context) -> str:
     """A page; its links, form actions and assets start with `base` (the request's base path,
     e.g. "/api" on the execute-api URL; see chalicelib.http.base_path)."""
-    from chalicelib.http import current_base
     context.setdefault("base", current_base())
     from chalicelib.config import get_settings
     context.setdefault("privacy_version", get_settings().privacy_version)

@@ -15,13 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from pynamodb.exceptions import UpdateError
 
 from chalicelib import clock
-from chalicelib.models import OutboxMessage
+from chalicelib.models import OutboxMessage, outbox_due_key
 from chalicelib.observability import logger
+from chalicelib.statuses import OutboxState
+from chalicelib.storage import conditional
 
-DUE = "due"
 
 
 @dataclass(frozen=True)
@@ -82,16 +82,11 @@ def requeue(ids: list[str], now=None) -> dict[str, int]:
     now = now or clock.now()
     counts = {"requeued": 0, "skipped": 0}
     for message_id in ids:
-        try:
-            OutboxMessage(id=message_id).update(
-                actions=[OutboxMessage.state.set("pending"), OutboxMessage.due.set(DUE),
-                         OutboxMessage.next_attempt_at.set(clock.stamp(now)), OutboxMessage.lease_until.remove()],
-                condition=OutboxMessage.id.exists() & OutboxMessage.state.is_in("pending", "sending"))
-            counts["requeued"] += 1
-        except UpdateError as exc:
-            if exc.cause_response_code != "ConditionalCheckFailedException":
-                raise
-            counts["skipped"] += 1
+        requeued = conditional(lambda: OutboxMessage(id=message_id).update(
+            actions=[OutboxMessage.state.set(OutboxState.PENDING), OutboxMessage.due.set(outbox_due_key(message_id)),
+                     OutboxMessage.next_attempt_at.set(clock.stamp(now)), OutboxMessage.lease_until.remove()],
+            condition=OutboxMessage.id.exists() & OutboxMessage.state.is_in(OutboxState.PENDING, OutboxState.SENDING)))
+        counts["requeued" if requeued else "skipped"] += 1
     return counts
 
 

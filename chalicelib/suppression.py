@@ -15,8 +15,9 @@ import json
 from typing import Iterable
 
 from chalicelib import clock
-from chalicelib.models import Suppression, storage_errors
+from chalicelib.models import Suppression
 from chalicelib.observability import logger
+from chalicelib.storage import storage_errors
 
 HARD_BOUNCE = "Permanent"
 

@@ -19,9 +19,10 @@ import secrets
 from chalicelib import catalogue, clock, messages
 from chalicelib.errors import Conflict
 from chalicelib.messages import Message
-from chalicelib.models import (REGISTRATION_PREFIX, Meetup, Registration, TableSeats, ThemeTable, Transaction,
-                               TransactionCancelled, storage_errors)
+from chalicelib.models import REGISTRATION_PREFIX, Meetup, Registration, TableSeats, ThemeTable
 from chalicelib.observability import logger
+from chalicelib.statuses import RegistrationStatus
+from chalicelib.storage import Transaction, TransactionCancelled, storage_errors
 from chalicelib.validation import Fields
 
 TABLE_PREFIX = "T#"
@@ -135,7 +136,7 @@ def seated_people(meetup_id: str) -> list[Registration]:
     with storage_errors():
         found = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                         consistent_read=True,
-                                        filter_condition=(Registration.status == "confirmed")
+                                        filter_condition=(Registration.status == RegistrationStatus.CONFIRMED)
                                         & Registration.erased_at.does_not_exist()))
     return sorted(found, key=lambda r: (r.promoted_at or r.created_at, r.id))
 
@@ -278,7 +279,7 @@ def change_table(token: str, payload: dict) -> Registration:
     f = Fields(payload, allowed=("table_id", "language"))
     choice = f.choice("table_id", [t.id for t in tables_of(meetup)] + [NONE_CHOSEN], required=True)
     f.check()
-    if person.status != "confirmed":
+    if person.status != RegistrationStatus.CONFIRMED:
         raise Conflict(Message("Alleen met een plek kun je een tafel kiezen.", "Only with a seat can you choose a table."),
                        code="not_confirmed")
     if clock.now() >= clock.from_storage(meetup.table_change_until or meetup.starts_at):
@@ -294,7 +295,7 @@ def change_table(token: str, payload: dict) -> Registration:
         seat(tx, meetup.id, new)
     was = (Registration.table_id == person.table_id) if person.table_id else Registration.table_id.does_not_exist()
     tx.update("person", person, [Registration.table_id.set(new) if new else Registration.table_id.remove(),
-                                 Registration.table_given.remove()], was & (Registration.status == "confirmed"))
+                                 Registration.table_given.remove()], was & (Registration.status == RegistrationStatus.CONFIRMED))
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
@@ -346,7 +347,7 @@ def spread(meetup_id: str) -> int:
         tx = Transaction()
         seat(tx, meetup_id, table_id)
         tx.update("person", person, [Registration.table_id.set(table_id), Registration.table_given.set(True)],
-                  Registration.table_id.does_not_exist() & (Registration.status == "confirmed"))
+                  Registration.table_id.does_not_exist() & (Registration.status == RegistrationStatus.CONFIRMED))
         try:
             tx.commit()
             placed += 1

@@ -23,14 +23,17 @@ from chalicelib import catalogue, clock
 from chalicelib.errors import Conflict, Forbidden, NotFound
 from chalicelib.messages import Message
 from chalicelib.models import (COUNCIL_CODE_PREFIX, COUNCIL_PARTITION, IDEA_AUDIT_PREFIX, IDEA_PREFIX, IDEAS_PREFIX,
-                               CouncilCode, Idea, IdeaAudit, Transaction, TransactionCancelled, storage_errors)
+                               CouncilCode, Idea, IdeaAudit)
+from chalicelib.statuses import IdeaStatus
+from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
+from chalicelib.tags import get_tags
 from chalicelib.validation import Fields
 
 AGE_BANDS = ("12-13", "14-15", "16")
 NATIONAL = "landelijk"
 CODE_PREFIX = "jr-"
 IDEA_FIELDS = ("code", "title", "text", "age_band", "province", "tag")
-STATUSES = ("pending", "approved", "rejected")
+STATUSES = tuple(IdeaStatus)
 TEXT_MAX = 1000
 _CONTACT = re.compile(r"@|https?://|www\.|(?:\d[\s-]?){8,}")  # an address, a link, a phone number
 
@@ -70,19 +73,13 @@ def create_code(payload: dict) -> dict:
 
 
 def revoke_code(code: str) -> dict:
-    from pynamodb.exceptions import UpdateError
     if not code or len(code) > 100:
         raise NotFound(CODE_REFUSED)
     now = clock.now()
-    with storage_errors():
-        try:
-            CouncilCode(sk=COUNCIL_CODE_PREFIX + hash_code(code)).update(
-                actions=[CouncilCode.revoked_at.set(clock.to_storage(now))],
-                condition=CouncilCode.sk.exists() & CouncilCode.revoked_at.does_not_exist())
-        except UpdateError as exc:
-            if exc.cause_response_code == "ConditionalCheckFailedException":
-                raise NotFound(CODE_REFUSED) from None
-            raise
+    if not conditional(lambda: CouncilCode(sk=COUNCIL_CODE_PREFIX + hash_code(code)).update(
+            actions=[CouncilCode.revoked_at.set(clock.to_storage(now))],
+            condition=CouncilCode.sk.exists() & CouncilCode.revoked_at.does_not_exist())):
+        raise NotFound(CODE_REFUSED)
     return {"revoked": True, "revoked_at": clock.to_public(now)}
 
 
@@ -107,7 +104,6 @@ def idea_view(idea: Idea) -> dict:
 
 
 def _read(f: Fields, *, partial: bool = False) -> dict:
-    from chalicelib.outcomes import get_tags
     values = {}
     for name, maximum, multiline in (("title", 120, False), ("text", TEXT_MAX, True)):
         if not partial or f.has(name):
@@ -135,7 +131,7 @@ def submit(payload: dict) -> dict:
     f.check()
     slug = _slug(values["province"])
     idea_id = f"{slug}-{secrets.token_hex(6)}"
-    idea = Idea(pk=IDEAS_PREFIX + slug, sk=IDEA_PREFIX + idea_id, id=idea_id, status="pending",
+    idea = Idea(pk=IDEAS_PREFIX + slug, sk=IDEA_PREFIX + idea_id, id=idea_id, status=IdeaStatus.PENDING,
                 submitted_on=clock.now().astimezone(clock.AMSTERDAM).date().isoformat(),
                 **{k: v for k, v in values.items() if v is not None})
     with storage_errors():
@@ -177,7 +173,7 @@ def approved_ideas(province: str | None = None, *, everywhere: bool = False) -> 
     """Approved ideas: of `province` and the national ones; `everywhere`: all (the bundle)."""
     partitions = _partitions() if everywhere else \
         [IDEAS_PREFIX + _slug(province)] * bool(province) + [IDEAS_PREFIX + NATIONAL]
-    return [i for p in partitions for i in _query(p, "approved")]
+    return [i for p in partitions for i in _query(p, IdeaStatus.APPROVED)]
 
 
 def _audit(idea: Idea, actor: str, action: str, fields: list[str] | None = None) -> IdeaAudit:
@@ -189,7 +185,7 @@ def _audit(idea: Idea, actor: str, action: str, fields: list[str] | None = None)
 def decide(idea_id: str, decision: str, actor: str) -> dict:
     """approve | reject (again possible: an admin may change their mind); audited."""
     idea = _load(idea_id)
-    status = {"approve": "approved", "reject": "rejected"}[decision]
+    status = {"approve": IdeaStatus.APPROVED, "reject": IdeaStatus.REJECTED}[decision]
     tx = Transaction()
     tx.update("idea", idea, [Idea.status.set(status)], condition=Idea.sk.exists())
     tx.put("audit", _audit(idea, actor, status))

@@ -84,6 +84,10 @@ def _serve(port: int) -> int:
     moved = migrate_waitlists.migrate_all()
     if moved:
         print(f"Waitlists migrated: {len(moved)} meetups, {sum(moved.values())} people")
+    from chalicelib import migrate_keys  # old .data/: records under the old national keys get their shard
+    keyed = migrate_keys.migrate_all()
+    if any(keyed.values()):
+        print(f"Keys migrated: {keyed}")
     print(f"Demo tour: {demo_tour.load()} meetups added")
     if not os.environ.get("ADMIN_TOKEN"):
         from chalicelib import auth

@@ -61,14 +61,19 @@ def create_tables(prefix: str, client=None) -> list[str]:
 
 def update_table(client, name: str, props: dict) -> list[str]:
     """Give an existing table the indexes and the TTL that infra/resources.json has added since it
-    was created (one index at a time, as DynamoDB allows); returns what was added."""
+    was created, and rebuild an index whose projection changed (one index at a time, as DynamoDB
+    allows); returns what was added."""
     added = []
     table = client.describe_table(TableName=name)["Table"]
-    have = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+    have = {index["IndexName"]: index for index in table.get("GlobalSecondaryIndexes", [])}
     types = {d["AttributeName"]: d for d in props["AttributeDefinitions"]}
     for index in props.get("GlobalSecondaryIndexes", []):
-        if index["IndexName"] in have:
+        existing = have.get(index["IndexName"])
+        if existing is not None and _same_projection(existing["Projection"], index["Projection"]):
             continue
+        if existing is not None:  # its projection changed (DynamoDB cannot alter one): build it anew
+            client.update_table(TableName=name, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": index["IndexName"]}}])
+            _wait_for_indexes(client, name, gone=index["IndexName"])
         definitions = [types[key["AttributeName"]] for key in index["KeySchema"]]
         client.update_table(TableName=name, AttributeDefinitions=definitions,
                             GlobalSecondaryIndexUpdates=[{"Create": copy.deepcopy(index)}])
@@ -85,13 +90,19 @@ def update_table(client, name: str, props: dict) -> list[str]:
     return added
 
 
-def _wait_for_indexes(client, name: str, timeout: float = 120.0) -> None:
+def _same_projection(have: dict, want: dict) -> bool:
+    return (have.get("ProjectionType") == want.get("ProjectionType")
+            and sorted(have.get("NonKeyAttributes", [])) == sorted(want.get("NonKeyAttributes", [])))
+
+
+def _wait_for_indexes(client, name: str, timeout: float = 120.0, gone: str | None = None) -> None:
     import time
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         table = client.describe_table(TableName=name)["Table"]
-        if table["TableStatus"] == "ACTIVE" and all(
-                index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in table.get("GlobalSecondaryIndexes", [])):
+        indexes = table.get("GlobalSecondaryIndexes", [])
+        if table["TableStatus"] == "ACTIVE" and all(index.get("IndexStatus", "ACTIVE") == "ACTIVE" for index in indexes) \
+                and not any(index["IndexName"] == gone for index in indexes):
             return
         time.sleep(0.2)
     raise TimeoutError(f"the indexes of {name} are still being built: {table['TableStatus']} "

@@ -86,7 +86,7 @@ def bulk_roster():
     """`bulk_roster(meetup, confirmed=, waiting=, cancelled=)`: bench.bulk.load_roster, with the
     thousands of items deleted again afterwards (other tests empty or read whole tables)."""
     from bench.bulk import load_roster
-    from chalicelib.models import WAITLIST_PREFIX, Registration, WaitlistEntry
+    from chalicelib.models import WAITLIST_PREFIX, Registration, WaitlistEntry, line_partition
     loaded = []
 
     def load(meetup, **counts):
@@ -102,5 +102,5 @@ def bulk_roster():
                     batch.delete(person)
     for meetup, _ in loaded:
         with WaitlistEntry.batch_write() as batch:
-            for entry in WaitlistEntry.query(meetup.id, WaitlistEntry.sk.startswith(WAITLIST_PREFIX)):
+            for entry in WaitlistEntry.query(line_partition(meetup.id), WaitlistEntry.sk.startswith(WAITLIST_PREFIX)):
                 batch.delete(entry)

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 from chalicelib import registration as roster_rules
 from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_PREFIX, Departure,
-                               EmailGuard, Meetup, Registration, WaitlistEntry)
+                               EmailGuard, Meetup, Registration, WaitlistEntry, guard_partition, line_partition)
 
 
 def roster(meetup_id: str):
     meetup = Meetup.get(meetup_id, consistent_read=True)
     registrations = list(Registration.query(meetup_id, Registration.sk.startswith(REGISTRATION_PREFIX),
                                             consistent_read=True))
-    guards = list(EmailGuard.query(meetup_id, EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX), consistent_read=True))
-    entries = list(WaitlistEntry.query(meetup_id, WaitlistEntry.sk.startswith(WAITLIST_PREFIX), consistent_read=True))
+    guards = list(EmailGuard.query(guard_partition(meetup_id), EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX), consistent_read=True))
+    entries = list(WaitlistEntry.query(line_partition(meetup_id), WaitlistEntry.sk.startswith(WAITLIST_PREFIX), consistent_read=True))
     return meetup, registrations, guards, entries
 
 
@@ -29,7 +29,7 @@ def check(meetup_id: str, *, positions: bool = True) -> tuple[list, list]:
         "each waiting registration holds the ticket of its entry"
     assert len(confirmed) == meetup.confirmed, "the seat counter matches the confirmed records"
     assert len(waiting) == meetup.waitlist_length, "the waitlist counter matches the line"
-    departures = Departure.count(meetup_id, Departure.sk.startswith(DEPARTURE_PREFIX), consistent_read=True)
+    departures = Departure.count(line_partition(meetup_id), Departure.sk.startswith(DEPARTURE_PREFIX), consistent_read=True)
     assert int(meetup.waitlist_seq or 0) == int(meetup.waitlist_promoted or 0) + departures + len(waiting), \
         "every ticket given out was promoted, left, or still waits"
     assert meetup.confirmed <= meetup.capacity, "never more confirmed than capacity"

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 
 import pytest
 
-from chalicelib import auth, catalogue, digest
+from chalicelib import auth, catalogue, console, digest
 from tests.conftest import ADMIN_TOKEN
 from tests.factories import make_meetup
 
@@ -191,3 +191,113 @@ def test_the_console_shows_a_background_job_and_the_bundle(client):
     assert 'id="job"' in job and "afzeggingen versturen" in job
     bundle = get(client, "/admin/console/bundle", cookie)
     assert bundle.status_code == 200 and "<html" in bundle.body.decode()
+
+
+# --- outcomes ------------------------------------------------------------------------------------------
+
+def _with_two_tables(meetup):
+    from chalicelib import theme_tables
+    theme_tables.set_tables(meetup.id, {"tables": [
+        {"name": "Taal en lezen", "moderator": {"name": "Mo Derator", "email": "mo@example.nl"}, "capacity": 10},
+        {"name": "Kinderopvang", "moderator": {"name": "Kim Opvang", "email": "kim@example.nl"}, "capacity": 10}]})
+    from chalicelib import outcomes
+    return [t["id"] for t in outcomes.admin_show(meetup.id)["tables"]]
+
+
+def test_outcomes_are_corrected_from_the_console_through_the_admin_functions_and_audited(client):
+    from chalicelib import outcomes
+    cookie = sign_in(client)
+    meetup = make_meetup(title=f"Uitkomsten Console {secrets.token_hex(2)}")
+    taal, opvang = _with_two_tables(meetup)
+    path = f"/admin/console/meetups/{meetup.id}/outcomes"
+    page = get(client, path, cookie)
+    assert page.status_code == 200
+    shown = page.body.decode()
+    assert 'data-status="draft"' in shown and "Taal en lezen" in shown and "Kinderopvang" in shown
+    assert "Nog niets vastgelegd." in shown and "/admin/console/bundle?province=" in shown
+    csrf = csrf_of(page)
+    item = {"kind": "condition", "title": "Gelijk schooladvies", "explanation": "Elk kind een eerlijke kans",
+            "actor_school": "on", "actor_rijk": "on", "tag_schooladvies": "on", "table_id": taal}
+
+    # Without the CSRF token (or with another session's) nothing is added.
+    assert post(client, f"{path}/items", item, cookie).status_code == 403
+    assert post(client, f"{path}/items", dict(item, csrf=csrf_of(get(client, path, sign_in(client)))),
+                cookie).status_code == 403
+    assert outcomes.load(meetup.id)[1] == []
+
+    # A mistake: the page again, the add form of that table open and its fields marked.
+    no_title_no_tag = {k: v for k, v in dict(item, csrf=csrf, title="").items() if k != "tag_schooladvies"}
+    bad = post(client, f"{path}/items", no_title_no_tag, cookie)
+    assert bad.status_code == 422
+    refused = bad.body.decode()
+    title_id, tags_id = console.field_id(f"new-{taal}.title"), console.field_id(f"new-{taal}.tags")
+    assert 'id="form-errors"' in refused and f'href="#{title_id}"' in refused and f'href="#{tags_id}"' in refused
+    assert re.search(rf'id="{title_id}" name="title"[^>]*aria-invalid="true"', refused)
+    assert f'id="{tags_id}"' in refused and "Elk kind een eerlijke kans" in refused, "shown again as typed"
+    assert outcomes.load(meetup.id)[1] == []
+
+    added = post(client, f"{path}/items", dict(item, csrf=csrf), cookie)
+    assert added.status_code == 303 and added.headers["Location"] == f"{path}?saved=1"
+    [stored] = outcomes.load(meetup.id)[1]
+    assert (stored.table_id, stored.title, list(stored.actors), list(stored.tags)) == (
+        taal, "Gelijk schooladvies", ["school", "rijk"], ["schooladvies"])
+
+    # Final: the host's links may no longer change anything; the admin still corrects, audited.
+    assert post(client, f"{path}/finalise", {"csrf": csrf}, cookie).status_code == 303
+    assert outcomes.is_final(outcomes.load(meetup.id)[0])
+    changed = post(client, f"{path}/items/{stored.id}", {
+        "csrf": csrf, "kind": "solution", "title": "Eén schooladvies", "explanation": "", "actor_gemeente": "on",
+        "tag_schooladvies": "on", "table_id": opvang}, cookie)
+    assert changed.status_code == 303
+    [fixed] = outcomes.load(meetup.id)[1]
+    assert (fixed.kind, fixed.title, fixed.explanation, list(fixed.actors), fixed.table_id) == (
+        "solution", "Eén schooladvies", None, ["gemeente"], opvang)
+    assert post(client, f"{path}/items/{fixed.id}/remove", {}, cookie).status_code == 403
+    assert post(client, f"{path}/items/{fixed.id}/remove", {"csrf": csrf}, cookie).status_code == 303
+    assert outcomes.load(meetup.id)[1] == []
+    assert post(client, f"{path}/reopen", {"csrf": csrf}, cookie).status_code == 303
+    assert not outcomes.is_final(outcomes.load(meetup.id)[0])
+
+    audit = outcomes.load(meetup.id)[2]
+    assert [e.action for e in audit] == ["added", "finalised", "changed", "removed", "reopened"]
+    assert {e.actor for e in audit} == {"admin local-admin"}, "the session's admin, as the JSON routes name them"
+    assert audit[2].changes["title"] == {"before": "Gelijk schooladvies", "after": "Eén schooladvies"}
+    trail = get(client, path, cookie).body.decode()
+    assert 'id="outcome-audit"' in trail and trail.count('data-action="') == 5
+    assert "Gelijk schooladvies → Eén schooladvies" in trail and "weer concept" in trail
+
+
+def test_the_console_answers_409_when_the_outcome_rules_refuse(client):
+    from chalicelib import outcomes
+    cookie = sign_in(client)
+    meetup = make_meetup()
+    path = f"/admin/console/meetups/{meetup.id}/outcomes"
+    csrf = csrf_of(get(client, path, cookie))
+    refused = post(client, f"{path}/reopen", {"csrf": csrf}, cookie)  # still a draft
+    assert refused.status_code == 409
+    assert 'id="form-problem"' in refused.body.decode() and "nog niet vastgesteld" in refused.body.decode()
+    assert post(client, f"{path}/finalise", {"csrf": csrf}, cookie).status_code == 303
+    again = post(client, f"{path}/finalise?lang=en", {"csrf": csrf}, cookie)  # e.g. from a second tab
+    assert again.status_code == 409 and "The outcomes of this meetup are final" in again.body.decode()
+    assert [e.action for e in outcomes.load(meetup.id)[2]] == ["finalised"]
+    gone = post(client, f"{path}/items/0123456789abcdef/remove", {"csrf": csrf}, cookie)
+    assert gone.status_code == 404 and "Dit punt bestaat niet" in gone.body.decode()
+
+
+def test_the_outcomes_overview_shows_each_meetups_state(client):
+    from chalicelib import outcomes
+    cookie = sign_in(client)
+    draft, final = make_meetup(), make_meetup()
+    outcomes.admin_finalise(final.id, "test")
+    page = get(client, "/admin/console/outcomes", cookie).body.decode()
+    assert re.search(rf'data-meetup="{draft.id}" data-status="draft"', page)
+    assert re.search(rf'data-meetup="{final.id}" data-status="final"', page)
+    assert f"/admin/console/meetups/{final.id}/outcomes" in page
+    assert "vastgesteld" in page and "Bundel" in page
+    bundle = get(client, "/admin/console/bundle?province=Noord-Holland", cookie).body.decode()
+    assert 'id="bundle-console-links"' in bundle and "/admin/console/bundle?province=Noord-Holland&amp;format=pdf" in bundle
+    pdf = client.http.get("/admin/console/bundle?province=Noord-Holland&format=pdf",
+                          headers={"Accept": "text/html,*/*;q=0.8", "Cookie": cookie})  # as a browser's link asks
+    assert pdf.status_code == 200 and pdf.headers["Content-Type"] == "application/pdf"
+    english = get(client, f"/admin/console/meetups/{draft.id}/outcomes?lang=en", cookie).body.decode()
+    assert '<html lang="en">' in english and "Add a condition or solution" in english and "Plenary" in english

@@ -16,7 +16,7 @@ import pytest
 
 from chalicelib import clock, handover as handovers
 from chalicelib.errors import Conflict
-from chalicelib.models import Activity, Handover, Meetup, OutboxMessage
+from chalicelib.models import Activity, Handover, Meetup, OutboxMessage, activity_partitions
 from tests.factories import make_meetup
 from tests.mailbox import html_of, messages_to, text_of
 
@@ -137,7 +137,8 @@ def test_the_handover_writes_its_activity_record(client, admin_headers):
     outgoing, _, created = handed_over(client, admin_headers)
     today = clock.now()
     days = {(today - timedelta(days=n)).strftime("%Y-%m-%d") for n in (0, 1)}
-    found = [a for day in days for a in Activity.query(day, consistent_read=True)
+    found = [a for day in days for part in activity_partitions(day)
+             for a in Activity.query(part, consistent_read=True)
              if a.type == "handover" and a.meetup_id == outgoing.id]
     assert len(found) == 1
     assert found[0].province == "Flevoland"

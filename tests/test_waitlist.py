@@ -11,7 +11,7 @@ import pytest
 from chalicelib import catalogue, clock, migrate_waitlists, outbox, registration
 from chalicelib.errors import Conflict
 from chalicelib.models import (EMAIL_GUARD_PREFIX, REGISTRATION_PREFIX, WAITLIST_KEY, EmailGuard, LegacyWaitlist,
-                               Meetup, Registration)
+                               Meetup, Registration, guard_partition)
 from tests import invariants
 from tests.factories import make_meetup
 from tests.mailbox import messages_to, text_of
@@ -87,7 +87,7 @@ def test_a_stale_hint_never_refuses_a_free_seat():
     Meetup(id=meetup.id).update(actions=[Meetup.confirmed.add(-1)])
     Registration(meetup_id=meetup.id, sk=REGISTRATION_PREFIX + holder.registration.id).update(
         actions=[Registration.status.set("cancelled")])
-    EmailGuard(meetup_id=meetup.id, sk=registration.guard_key(holder.registration.email)).delete()
+    EmailGuard(meetup_id=guard_partition(meetup.id), sk=registration.guard_key(holder.registration.email)).delete()
     registration.hints.put(full)
     outcome = registration.sign_up(meetup.id, person(1, tag))
     assert outcome.created and outcome.registration.status == "confirmed"
@@ -147,7 +147,7 @@ def _old_format(meetup, tag, count):
         Registration(meetup_id=meetup.id, sk=REGISTRATION_PREFIX + rid, id=rid, status="waitlisted",
                      name=body["name"], email=body["email"], role="teacher", created_at=stamp,
                      updated_at=stamp).save()
-        EmailGuard(meetup_id=meetup.id, sk=registration.guard_key(body["email"]), registration_id=rid).save()
+        EmailGuard(meetup_id=guard_partition(meetup.id), sk=registration.guard_key(body["email"]), registration_id=rid).save()
         ids.append(rid)
     LegacyWaitlist(meetup_id=meetup.id, line=ids).save()
     Meetup(id=meetup.id).update(actions=[Meetup.waitlist_length.set(count), Meetup.waitlist_seq.remove(),
@@ -177,11 +177,11 @@ def test_migration_turns_old_lines_into_entries_in_order_and_is_safe_twice():
 def test_migration_resumes_after_an_interruption(monkeypatch):
     meetup = make_meetup(capacity=1)
     holder, ids = _old_format(meetup, secrets.token_hex(3), 3)
-    from chalicelib import models
+    from chalicelib import storage
 
     def crash(self):
         raise RuntimeError("interrupted before the last step")
-    monkeypatch.setattr(models.Transaction, "commit", crash)
+    monkeypatch.setattr(storage.Transaction, "commit", crash)
     with pytest.raises(RuntimeError):
         migrate_waitlists.migrate_meetup(meetup)
     monkeypatch.undo()
@@ -256,4 +256,4 @@ def test_honeypot_refuses_like_a_real_sign_up_on_a_full_waitlist():
     with pytest.raises(Conflict) as refused:
         registration.sign_up(meetup.id, dict(person(2, tag), website="http://spam.example"))
     assert refused.value.code == "waitlist_full"
-    assert len(list(EmailGuard.query(meetup.id, EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX)))) == 2
+    assert len(list(EmailGuard.query(guard_partition(meetup.id), EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX)))) == 2

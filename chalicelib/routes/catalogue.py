@@ -1,7 +1,7 @@
 """Routes of the tour catalogue: public listing and detail, admin create and change."""
 from chalice import Blueprint, Response
 
-from chalicelib import calendars, catalogue, rendering
+from chalicelib import calendars, catalogue, meetup_changes, rendering
 from chalicelib.http import admin, html_response, json_response, language, parse_body, routes, wants_html
 
 bp = Blueprint(__name__)
@@ -55,7 +55,7 @@ def create_meetup():
 
 @admin_route("/admin/meetups/{meetup_id}", methods=["PATCH"])
 def update_meetup(meetup_id):
-    updated, job = catalogue.update_meetup(meetup_id, parse_body(bp.current_request))
+    updated, job = meetup_changes.update_meetup(meetup_id, parse_body(bp.current_request))
     body = catalogue.admin_view(updated)
     if job is not None:  # bulk work the change started (emails, promotions): GET job.url for its progress
         from chalicelib import jobs

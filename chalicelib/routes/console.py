@@ -1,19 +1,21 @@
 """Routes of the admin console (pages under /admin/console/, /admin redirects there): sign in with
 an admin token, the meetups, their registrations, theme tables and handover, organisers and the
-digests, erasure. Each view parses the form, calls the capability's own function (the one the JSON
-admin route calls) and answers a page; sessions and CSRF are chalicelib.console's.
-
-Reserved: background jobs (GET /admin/jobs/{id}), outcomes, the bundle and the youth council's
-ideas are being built elsewhere; their console pages join here (and in console_layout.html's nav)."""
+digests, erasure, a background job's progress, the youth council's ideas and codes, the outcomes
+of each meetup (the admin's audited corrections) and the bundle. Each view parses the form, calls
+the capability's own function (the one the JSON admin route calls) and answers a page; sessions
+and CSRF are chalicelib.console's."""
 import functools
+from urllib.parse import quote
 
 from chalice import Blueprint, Response
 
-from chalicelib import (catalogue, console, digest, handover, messages, privacy, registration, rendering,
-                        suppression, theme_tables)
+from chalicelib import (catalogue, console, digest, handover, meetup_changes, messages, outcomes, privacy, registration,
+                        rendering, suppression, theme_tables)
 from chalicelib.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from chalicelib.http import current_base, encodable, html_response, language, parse_body, redirect, routes
+from chalicelib.http import (current_base, encodable, html_response, language, parse_body, redirect, routes,
+                             security_headers)
 from chalicelib.messages import CONSOLE_CSRF
+from chalicelib.statuses import IdeaStatus
 
 bp = Blueprint(__name__)
 route = routes(bp)
@@ -65,7 +67,7 @@ def signed_in(path: str, methods=("GET",)):
 def _csv(body: str, filename: str) -> Response:
     return Response(body=encodable(body), status_code=200,
                     headers={"Content-Type": "text/csv; charset=utf-8", "Cache-Control": "no-store",
-                             "Content-Disposition": f'attachment; filename="{filename}"'})
+                             "Content-Disposition": f'attachment; filename="{filename}"', **security_headers(html=False)})
 
 
 # --- signing in and out ----------------------------------------------------------------------------
@@ -143,7 +145,7 @@ def update_meetup(session, form, meetup_id):
     current = catalogue.admin_view(catalogue.load(meetup_id, consistent=True))
     here = f"{PATH}/meetups/{meetup_id}"
     try:
-        _, job = catalogue.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
+        _, job = meetup_changes.update_meetup(meetup_id, console.meetup_payload(form, current), actor=session.actor)
     except ValidationFailed as error:
         return _meetup_form(session, here, meetup=current, values=form, errors=error.field_messages(_lang()),
                             status=422)
@@ -307,8 +309,9 @@ def job_page(session, job_id):
 def _ideas_page(session, *, code=None, status=200, errors=None):
     from chalicelib import youth
     ideas = youth.list_ideas()
-    order = {"pending": 0, "approved": 1, "rejected": 2}
-    return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {},
+    order = {IdeaStatus.PENDING: 0, IdeaStatus.APPROVED: 1, IdeaStatus.REJECTED: 2}
+    revoked = (bp.current_request.query_params or {}).get("revoked") == "1"
+    return _page("console_ideas.html", session, f"{PATH}/ideas", status, code=code, errors=errors or {}, revoked=revoked,
                  ideas=sorted(ideas, key=lambda i: (order.get(i["status"], 3), i["submitted_on"])))
 
 
@@ -353,7 +356,93 @@ def bundle_page(session):
     found = bundle.collect(province)
     if fmt == "pdf":
         return Response(body=bundle.pdf(found, _lang()), status_code=200, headers={
-            "Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="klassen-bundel.pdf"'})
+            "Content-Type": "application/pdf", "Content-Disposition": 'attachment; filename="klassen-bundel.pdf"',
+            **security_headers(html=False)})
     if fmt == "csv":
         return _csv(bundle.to_csv(found).decode("utf-8"), "klassen-bundel.csv")
-    return html_response(bundle.html(found, _lang()))
+    # The printable page as GET /admin/bundle?format=html gives it, with (not printed) the way back
+    # to the console and the downloads.
+    lang = _lang()
+    query = f"province={quote(province)}&" if province else ""
+    return html_response(rendering.render_page(
+        "bundle.html", lang, bundle=found, actor_names=bundle.ACTOR_NAMES, c=console.TEXTS[lang],
+        console_links={"back": f"{PATH}/outcomes{_q(lang)}", "pdf": f"{PATH}/bundle?{query}format=pdf",
+                       "csv": f"{PATH}/bundle?{query}format=csv"}))
+
+
+# --- outcomes -----------------------------------------------------------------------------------------
+
+@signed_in(f"{PATH}/outcomes")
+def outcomes_overview(session):
+    """Every meetup's outcomes: draft or final, and how many items (one Query per meetup, as the
+    bundle reads them; the tour has a few dozen meetups)."""
+    rows = []
+    for found in catalogue.find_meetups():
+        state, items, _ = outcomes.load(found.id)
+        rows.append({"meetup": catalogue.admin_view(found) | {"phase": catalogue.phase(found)},
+                     "status": "final" if outcomes.is_final(state) else "draft", "items": len(items)})
+    return _page("console_outcomes_list.html", session, f"{PATH}/outcomes", rows=rows)
+
+
+def _outcomes_page(session, meetup_id, *, scope=None, form=None, errors=None, problem=None, status=200):
+    """A meetup's outcomes as GET /admin/meetups/{id}/outcomes gives them, with a form per table
+    (add) and per item (change, remove); a refused form shown again as typed, its fields marked."""
+    found = outcomes.admin_show(meetup_id)
+    items = {item["id"]: item for table in found["tables"] for item in table["items"]}
+    return _page("console_outcomes.html", session, f"{PATH}/meetups/{meetup_id}/outcomes", status, o=found,
+                 meetup=found["meetup"], audit=console.outcome_audit(found["audit"], items),
+                 failed_scope=scope, failed_item=console.outcome_form_item(form) if form is not None else None,
+                 errors=errors or {}, problem=problem, scope_of=console.outcome_scope)
+
+
+def _outcomes_done(meetup_id):
+    return redirect(f"{PATH}/meetups/{meetup_id}/outcomes?saved=1" + ("&lang=en" if _lang() == "en" else ""))
+
+
+def _outcome_change(session, meetup_id, scope, form, change):
+    """Runs one of the admin's corrections: done, back to the page (303); refused by the rules
+    (422, the form again), by the state or a change meanwhile (409) or an item gone (404): the
+    page again with the reason."""
+    catalogue.load(meetup_id)  # an unknown meetup: the usual 404 page
+    try:
+        change()
+    except ValidationFailed as error:
+        return _outcomes_page(session, meetup_id, scope=scope, form=form, status=422,
+                              errors=console.scoped_errors(error.field_messages(_lang()), scope))
+    except (Conflict, NotFound) as error:
+        return _outcomes_page(session, meetup_id, problem=error.body(_lang())["message"], status=error.status)
+    return _outcomes_done(meetup_id)
+
+
+@signed_in(f"{PATH}/meetups/{{meetup_id}}/outcomes")
+def outcomes_page(session, meetup_id):
+    return _outcomes_page(session, meetup_id)
+
+
+@signed_in(f"{PATH}/meetups/{{meetup_id}}/outcomes/items", methods=("POST",))
+def add_outcome(session, form, meetup_id):
+    scope = console.outcome_scope(table_id=form.get("table_id") or "")
+    return _outcome_change(session, meetup_id, scope, form,
+                           lambda: outcomes.admin_add(meetup_id, form, session.admin))
+
+
+@signed_in(f"{PATH}/meetups/{{meetup_id}}/outcomes/items/{{item_id}}", methods=("POST",))
+def change_outcome(session, form, meetup_id, item_id):
+    return _outcome_change(session, meetup_id, console.outcome_scope(item_id=item_id), form,
+                           lambda: outcomes.admin_change(meetup_id, item_id, form, session.admin))
+
+
+@signed_in(f"{PATH}/meetups/{{meetup_id}}/outcomes/items/{{item_id}}/remove", methods=("POST",))
+def remove_outcome(session, form, meetup_id, item_id):
+    return _outcome_change(session, meetup_id, console.outcome_scope(item_id=item_id), form,
+                           lambda: outcomes.admin_remove(meetup_id, item_id, session.admin))
+
+
+@signed_in(f"{PATH}/meetups/{{meetup_id}}/outcomes/finalise", methods=("POST",))
+def finalise_outcomes(session, form, meetup_id):
+    return _outcome_change(session, meetup_id, "state", form, lambda: outcomes.admin_finalise(meetup_id, session.admin))
+
+
+@signed_in(f"{PATH}/meetups/{{meetup_id}}/outcomes/reopen", methods=("POST",))
+def reopen_outcomes(session, form, meetup_id):
+    return _outcome_change(session, meetup_id, "state", form, lambda: outcomes.admin_reopen(meetup_id, session.admin))
