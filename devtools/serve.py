@@ -160,6 +160,14 @@ class ContractRequestHandler(ChaliceRequestHandler):
             raise _Answered()
         return dict(self.headers), body
 
+    # Chalice binds do_GET, do_POST, ... to its own `_generic_handle` in the class body, which
+    # would bypass this class's and its subclasses' (the 500 in the contract's shape, the app's
+    # concurrency limit): they call the method by name instead.
+    def _dispatch(self) -> None:
+        self._generic_handle()
+
+    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = do_PATCH = do_OPTIONS = _dispatch
+
     def _generic_handle(self) -> None:
         try:
             super()._generic_handle()
