@@ -33,7 +33,7 @@ from chalicelib.errors import Conflict, MalformedRequest, NotFound, ServiceUnava
 from chalicelib.messages import Message
 from chalicelib.models import Activity, AuditEntry, Handover, Meetup, OutboxMessage, Registration
 from chalicelib.observability import logger
-from chalicelib.statuses import HandoverStatus, JobState, MeetupState, RegistrationStatus
+from chalicelib.statuses import ACTIVE, HandoverStatus, JobState, MeetupState
 from chalicelib.storage import (Transaction, TransactionCancelled, conditional, new_activity, retry_pause,
                                 storage_errors)
 from chalicelib.validation import Fields
@@ -42,7 +42,6 @@ PURPOSE = "handover"  # of the signed accept link
 FIELDS = ("city", "host_name", "host_email", "starts_at", "ends_at", "mode", "capacity", "province", "title",
           "venue", "join_url", "waitlist", "description")
 _CATALOGUE_NAMES = {"host.name": "host_name", "host.email": "host_email"}  # catalogue's name -> ours
-ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
 SYSTEM = "system"
 MAX_ATTEMPTS = 8
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600

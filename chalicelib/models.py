@@ -6,6 +6,8 @@ from them when they are used (chalicelib.storage makes the one connection, on fi
 from __future__ import annotations
 
 import json
+import secrets
+import zlib
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
                                  NumberAttribute, TTLAttribute, UnicodeAttribute)
@@ -13,6 +15,7 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjec
 from pynamodb.models import MetaModel
 from pynamodb.models import Model as _PynamoModel
 
+from chalicelib import clock
 from chalicelib.config import get_settings
 from chalicelib.statuses import HandoverStatus, IdeaStatus, JobState, MeetupState, OutboxState, OutcomeStatus
 
@@ -341,8 +344,6 @@ ACTIVITY_SHARDS = 8
 
 def activity_keys(now) -> dict:
     """The keys of a new activity record written at `now`: {"day": "<UTC day>#<shard>", "sk"}."""
-    import secrets
-    from chalicelib import clock
     suffix = secrets.token_hex(4)
     return {"day": f"{now.strftime('%Y-%m-%d')}#{int(suffix, 16) % ACTIVITY_SHARDS}",
             "sk": f"{clock.stamp(now)}#{suffix}"}
@@ -377,7 +378,6 @@ OUTBOX_DUE_KEYS = tuple(f"due#{shard}" for shard in range(OUTBOX_DUE_SHARDS))
 
 def outbox_due_key(message_id: str) -> str:
     """The `due` value of a pending message: its shard of `by_due`, fixed by its id."""
-    import zlib
     return OUTBOX_DUE_KEYS[zlib.crc32(message_id.encode()) % OUTBOX_DUE_SHARDS]
 
 class OutboxByDue(GlobalSecondaryIndex):

@@ -35,7 +35,7 @@ from chalicelib.models import (EMAIL_GUARD_PREFIX, ERASURE_AUDIT_PREFIX, REGISTR
                                ErasureRecord, Meetup, MeetupsByStart, OutboxMessage, Organiser, Registration,
                                RegistrationsByErasure, activity_partitions, guard_partition)
 from chalicelib.observability import logger
-from chalicelib.statuses import RegistrationStatus
+from chalicelib.statuses import ACTIVE, RegistrationStatus
 from chalicelib.storage import Transaction, TransactionCancelled, conditional, storage_errors
 from chalicelib.validation import Fields
 
@@ -46,7 +46,6 @@ IDEMPOTENCY_HOURS = 24  # chalicelib.handover.IDEMPOTENCY_TTL_SECONDS (a test ch
 ACTIVITY_LOOKBACK_DAYS = 14  # days of the activity log the job looks at before the retention boundary
 JOB_TIME_BUDGET_SECONDS = 20.0  # the scheduled job stops then; the next run goes on
 FOLLOW_UP_PURPOSE = "follow-up-unsubscribe"  # the one-click link in follow-up invitations
-ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
 PERSONAL_FIELDS = ("name", "email", "email_hash", "organisation", "theme", "consent_at", "consent_version",
                    "follow_up_consent_at", "follow_up_withdrawn_at", "link_sent_at", "erase_due", "erase_after")
 

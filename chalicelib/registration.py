@@ -43,7 +43,7 @@ from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE
                                Activity, Departure, EmailGuard, Meetup, OutboxMessage, Registration, WaitlistEntry,
                                guard_partition, line_partition, ticket_key)
 from chalicelib.observability import logger
-from chalicelib.statuses import MeetupState, RegistrationStatus
+from chalicelib.statuses import ACTIVE, MeetupState, RegistrationStatus
 from chalicelib.storage import Transaction, TransactionCancelled, new_activity, retry_pause, storage_errors
 from chalicelib.validation import Fields
 
@@ -51,7 +51,6 @@ ROLES = ("teacher", "school_leader", "school_board", "local_politician", "educat
          "youth_work", "parent", "other")
 LANGUAGES = ("nl", "en")
 MANAGE_PURPOSE = "registration"
-ACTIVE = (RegistrationStatus.CONFIRMED, RegistrationStatus.WAITLISTED)
 RESEND_INTERVAL = timedelta(minutes=10)  # the manage link is mailed again at most this often per registration
 MAX_ATTEMPTS = 60
 
@@ -177,18 +176,13 @@ def _read_meetup(meetup_id: str) -> Meetup:
     return catalogue.load(meetup_id, consistent=True)
 
 
-_entries = line.entries
-read_line = line.read_line
-position_of_ticket = line.position_of_ticket
-_positions_of = line.positions_of
-position_for_mail = line.position_for_mail
 
 
 def waitlist_position(registration: Registration) -> int | None:
     """1 for the next in line; None unless waiting."""
     if registration.status != RegistrationStatus.WAITLISTED or not registration.waitlist_ticket:
         return None
-    return position_of_ticket(registration.meetup_id, int(registration.waitlist_ticket))
+    return line.position_of_ticket(registration.meetup_id, int(registration.waitlist_ticket))
 
 
 def by_token(token: str, purpose: str = MANAGE_PURPOSE) -> Registration:
@@ -273,7 +267,7 @@ def list_registrations(meetup_id: str, *, limit: int = LIST_LIMIT, cursor: str |
                 after = found[-1].sk
                 break
             phase, after = phase + 1, None
-        positions = _positions_of(meetup_id, [r for r in found if r.status == RegistrationStatus.WAITLISTED and r.waitlist_ticket])
+        positions = line.positions_of(meetup_id, [r for r in found if r.status == RegistrationStatus.WAITLISTED and r.waitlist_ticket])
     next_cursor = _cursor(meetup_id, phase, after or "") if phase < len(LIST_PHASES) else None
     return catalogue.viewable(lambda r: admin_view(r, positions.get(r.id)), found), next_cursor
 
@@ -292,7 +286,7 @@ def _mail(template: str, meetup: Meetup, registration: Registration, position: i
     context = {
         "name": registration.name, "registration_id": registration.id, "status": registration.status,
         "waitlist_position": position, "manage_url": manage_path(registration, meetup.ends_at),
-        # The waitlisted email's position is composed again when it is sent (`position_for_mail`).
+        # The waitlisted email's position is composed again when it is sent (`line.position_for_mail`).
         "waitlist_ticket": int(registration.waitlist_ticket) if registration.status == RegistrationStatus.WAITLISTED
         and registration.waitlist_ticket else None,
         "meetup": {"id": meetup.id, "title": meetup.title, "starts_at": meetup.starts_at,
@@ -598,7 +592,7 @@ def _load_many(meetup_id: str, registration_ids: list[str]) -> list[Registration
 
 def _heads(meetup_id: str, count: int) -> list[tuple[WaitlistEntry, Registration]]:
     """The first `count` in line with their registrations (one Query, one BatchGetItem)."""
-    entries = _entries(meetup_id, count)
+    entries = line.entries(meetup_id, count)
     people = {r.id: r for r in _load_many(meetup_id, [e.registration_id for e in entries])}
     return [(entry, people[entry.registration_id]) for entry in entries if entry.registration_id in people]
 
