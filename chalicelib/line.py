@@ -48,11 +48,21 @@ def line_state(meetup: Meetup) -> tuple:
     return int(meetup.waitlist_seq or 0), int(meetup.waitlist_promoted or 0), int(meetup.waitlist_length or 0)
 
 
+def departed(meetup: Meetup) -> int:
+    """How many ever left the line while waiting: every ticket given out is waiting, promoted
+    (from the front) or departed."""
+    seq, promoted, length = line_state(meetup)
+    return seq - promoted - length
+
+
 def position_of_ticket(meetup_id: str, ticket: int, meetup: Meetup | None = None) -> int:
     """The exact place in line of a waiting ticket, without reading the line:
     ticket - promoted from the front - departures ahead. Read again if the line changed while
-    the departures were counted, so the answer is the line at one moment."""
+    the departures were counted, so the answer is the line at one moment. Nobody left the line
+    yet (the usual case during a rush): the meetup alone tells."""
     before = meetup or _meetup(meetup_id)
+    if departed(before) == 0:
+        return int(ticket) - int(before.waitlist_promoted or 0)
     for _ in range(5):
         ahead = departures_before(meetup_id, ticket)
         after = _meetup(meetup_id)
@@ -78,14 +88,22 @@ def positions_of(meetup_id: str, waiting: list[Registration]) -> dict[str, int]:
             for r in waiting}
 
 
-def position_for_mail(context: dict) -> dict:
+def position_for_mail(context: dict, meetups: dict | None = None) -> dict:
     """The waitlisted email's context with the position as it is when the email is composed
     (whatever delivers it: the request, the worker, the stream or the retry job). A person no
-    longer waiting keeps the position committed with the join."""
+    longer waiting keeps the position committed with the join. `meetups`: the meetups a batch
+    of emails read already (a consistent read when the batch is composed; filled here)."""
     meetup_id = (context.get("meetup") or {}).get("id")
     ticket = context.get("waitlist_ticket")
     if not meetup_id or not ticket:
         return context
+    meetups = {} if meetups is None else meetups
+    if meetup_id not in meetups:
+        meetups[meetup_id] = _meetup(meetup_id)
+    meetup = meetups[meetup_id]
+    if departed(meetup) == 0:  # nobody left the line: the first `promoted` tickets were promoted, the rest wait
+        promoted = int(meetup.waitlist_promoted or 0)
+        return dict(context, waitlist_position=int(ticket) - promoted) if int(ticket) > promoted else context
     with storage_errors():
         try:
             entry = WaitlistEntry.get(line_partition(meetup_id), ticket_key(WAITLIST_PREFIX, ticket), consistent_read=True)
@@ -93,4 +111,4 @@ def position_for_mail(context: dict) -> dict:
             return context
     if entry.registration_id != context.get("registration_id"):
         return context
-    return dict(context, waitlist_position=position_of_ticket(meetup_id, int(ticket)))
+    return dict(context, waitlist_position=position_of_ticket(meetup_id, int(ticket), meetup))

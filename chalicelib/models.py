@@ -154,6 +154,9 @@ class Meetup(Model):
     waitlist_seq = NumberAttribute(default=0)
     waitlist_promoted = NumberAttribute(default=0)
     waitlist_max_length = NumberAttribute(null=True)
+    # A lease on the next join (its expiry stamp), taken by a joiner that kept losing the race for
+    # `waitlist_seq` to other processes; joins by others are conditioned on it being free.
+    line_turn = UnicodeAttribute(null=True)
     state = UnicodeAttribute(default=MeetupState.OPEN)  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)

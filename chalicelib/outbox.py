@@ -82,14 +82,14 @@ def backoff(attempts: int) -> timedelta:
     return delay + delay * (secrets.randbelow(200) / 1000)  # + 0..20 %: spread out retries
 
 
-def _compose(msg: OutboxMessage):
+def _compose(msg: OutboxMessage, meetups: dict | None = None):
     """The email as it is sent now: a waitlist place is told as it stands when the email is
     composed (whoever sends it: the request, the worker, the stream or the retry job), not as
-    it was queued."""
+    it was queued. `meetups`: the meetups read for this batch of emails (one read a meetup)."""
     context = msg.context
     if msg.template == "registration_waitlisted" and (context or {}).get("waitlist_ticket"):
         from chalicelib import line
-        context = line.position_for_mail(context)
+        context = line.position_for_mail(context, meetups)
     return mail.compose(msg.template, msg.language, msg.recipient, context, message_id=msg.id)
 
 
@@ -270,7 +270,7 @@ def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend 
     """Claim each still-pending message (so no other deliverer sends it too), send it, mark it
     sent. For deliverers that run apart from the request: the background worker, the stream."""
     messages = list(messages)
-    sent = 0
+    sent, meetups = 0, {}
     blocked = suppressed_ids(messages)
     for msg in messages:
         now = clock.now()
@@ -288,7 +288,7 @@ def deliver_claimed(messages: Iterable[OutboxMessage], *, backend: mail.Backend 
             continue
         mine = (OutboxMessage.state == OutboxState.SENDING) & (OutboxMessage.lease_until == lease)
         try:
-            mail.send(_compose(msg), backend)
+            mail.send(_compose(msg, meetups), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
             _record_failure(msg, exc, mine, clock.now())
             continue
@@ -318,14 +318,14 @@ def deliver_batch(messages: list[OutboxMessage], *, backend: mail.Backend | None
     late = [m for m in messages if m.state == OutboxState.PENDING and not m.attempts and m.next_attempt_at <= fresh_until]
     sent = deliver_claimed(late, backend=backend) if late else 0
     fresh = [m for m in messages if m not in late and m.state == OutboxState.PENDING and not m.attempts]
-    delivered = []
+    delivered, meetups = [], {}
     blocked = suppressed_ids(fresh)
     for msg in fresh:
         if msg.id in blocked:
             _mark_suppressed(msg, OutboxMessage.state == OutboxState.PENDING, clock.now())
             continue
         try:
-            mail.send(_compose(msg), backend)
+            mail.send(_compose(msg, meetups), backend)
         except Exception as exc:  # noqa: BLE001 - one bad message must not stop the others
             _record_failure(msg, exc, OutboxMessage.state == OutboxState.PENDING, clock.now())
             continue

@@ -27,6 +27,7 @@ same transaction: the email exists if and only if the change happened.
 """
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -44,7 +45,8 @@ from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE
                                guard_partition, line_partition, ticket_key)
 from chalicelib.observability import logger
 from chalicelib.statuses import ACTIVE, MeetupState, RegistrationStatus
-from chalicelib.storage import Transaction, TransactionCancelled, new_activity, retry_pause, storage_errors
+from chalicelib.storage import (Transaction, TransactionCancelled, claim, free, held, lease_until, new_activity,
+                               retry_pause, storage_errors)
 from chalicelib.validation import Fields
 
 ROLES = ("teacher", "school_leader", "school_board", "local_politician", "education_support",
@@ -467,14 +469,12 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
             meetup, confirmed = hints.put(_read_meetup(meetup_id)), True  # the hint may be stale: ask
             continue
         if _seat_free(meetup):
-            outcome = _try_join(meetup, registration, guard, None, now, stamp)
+            outcome = _take_seat(meetup, registration, guard, now, stamp)
         else:
-            with hints.line_lock(meetup_id):
-                meetup = hints.newer(meetup)
-                if _refusal(meetup, now) is not None or _seat_free(meetup):
-                    confirmed = False
-                    continue
-                outcome = _try_join(meetup, registration, guard, expires, now, stamp)
+            outcome = _lines.join(meetup, _Join(registration, guard, expires))
+            if isinstance(outcome, _Again):
+                meetup, confirmed = outcome.meetup, outcome.confirmed
+                continue
         if isinstance(outcome, Outcome):
             logger.info("registration created", extra={
                 "meetup_id": meetup.id, "registration_id": registration.id, "status": registration.status,
@@ -489,53 +489,248 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
     raise ServiceUnavailable(messages.BUSY)
 
 
-def _try_join(meetup: Meetup, registration: Registration, guard: EmailGuard, expires, now, stamp: str):
-    """One attempt: a seat (`expires` None) or the next ticket in line. Returns the Outcome, the
-    existing guard's item (a duplicate), or the TransactionCancelled to retry on."""
-    unchanged = ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == MeetupState.OPEN) & (Meetup.starts_at > stamp)
-                 & Meetup.awaiting_host.does_not_exist())
-    tx = Transaction()
-    position = ticket = None
-    if expires is None:
-        registration.status, registration.waitlist_ticket = RegistrationStatus.CONFIRMED, None
-        tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
-                  unchanged & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
-                  return_old=True)
-        if registration.table_id:
-            theme_tables.seat(tx, meetup.id, registration.table_id)  # never more than the table holds
-        activity, template = "signed_up", "registration_confirmed"
-    else:
-        seq, length = int(meetup.waitlist_seq or 0), int(meetup.waitlist_length or 0)
-        ticket, position = seq + 1, length + 1
-        registration.status, registration.waitlist_ticket = RegistrationStatus.WAITLISTED, ticket
-        expected_seq = (Meetup.waitlist_seq == seq) if seq else (
-            Meetup.waitlist_seq.does_not_exist() | (Meetup.waitlist_seq == 0))
-        # `updated_at` covers the limit (`waitlist_max_length`) that `_refusal` checked on this copy.
-        tx.update("meetup", meetup, [Meetup.waitlist_length.add(1), Meetup.waitlist_seq.set(ticket)],
-                  unchanged & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
-                  & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
-                  & expected_seq & (Meetup.waitlist_length == length), return_old=True)
-        tx.put("entry", WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, ticket),
-                                      registration_id=registration.id, ticket=ticket, expires_at=expires),
-               WaitlistEntry.sk.does_not_exist())
-        activity, template = "waitlisted", "registration_waitlisted"
+def _add_person(tx: Transaction, n: str, meetup: Meetup, registration: Registration, guard: EmailGuard,
+                kind: str, template: str, position: int | None, now) -> OutboxMessage:
+    """The items every new registration writes: its address guard, itself, its activity record
+    and its email (parts named with the suffix `n`, so a batch tells whose condition failed)."""
     mail = _mail(template, meetup, registration, position)
-    tx.put("guard", guard, EmailGuard.sk.does_not_exist(), return_old=True)
-    tx.put("registration", registration, Registration.sk.does_not_exist())
-    tx.put("activity", _activity(activity, meetup, registration, now))
-    tx.put("mail", mail, OutboxMessage.id.does_not_exist())
+    tx.put(f"guard{n}", guard, EmailGuard.sk.does_not_exist(), return_old=True)
+    tx.put(f"registration{n}", registration, Registration.sk.does_not_exist())
+    tx.put(f"activity{n}", _activity(kind, meetup, registration, now))
+    tx.put(f"mail{n}", mail, OutboxMessage.id.does_not_exist())
+    return mail
+
+
+def _unchanged(meetup: Meetup, stamp: str):
+    """The condition "the meetup is the copy this sign-up relied on, open and not started"."""
+    return ((Meetup.updated_at == meetup.updated_at) & (Meetup.state == MeetupState.OPEN) & (Meetup.starts_at > stamp)
+            & Meetup.awaiting_host.does_not_exist())
+
+
+def _take_seat(meetup: Meetup, registration: Registration, guard: EmailGuard, now, stamp: str):
+    """One attempt at a seat. Returns the Outcome, the existing guard's item (a duplicate), or
+    the TransactionCancelled to retry on."""
+    tx = Transaction()
+    registration.status, registration.waitlist_ticket = RegistrationStatus.CONFIRMED, None
+    tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
+              _unchanged(meetup, stamp) & (Meetup.confirmed < Meetup.capacity) & (Meetup.waitlist_length == 0),
+              return_old=True)
+    if registration.table_id:
+        theme_tables.seat(tx, meetup.id, registration.table_id)  # never more than the table holds
+    mail = _add_person(tx, "", meetup, registration, guard, "signed_up", "registration_confirmed", None, now)
     try:
         tx.commit()
     except TransactionCancelled as cancelled:
         if cancelled.failed("guard"):
             return cancelled.old_item("guard") or {}
-        if cancelled.failed("meetup"):  # a stale copy (its ticket may be taken too): retry on the item
+        if cancelled.failed("meetup"):  # a stale copy: retry on the item
             return cancelled
-        if cancelled.failed("registration") or cancelled.failed("mail") or cancelled.failed("entry"):
+        if cancelled.failed("registration") or cancelled.failed("mail"):
             raise ServiceUnavailable(messages.TRY_AGAIN) from cancelled  # a random id collided
         return cancelled
-    hints.count(meetup.id, registration.status, seq=ticket or 0, length=position or 0)
-    return Outcome(registration, created=True, position=position, mail=[mail], meetup=meetup)
+    hints.count(meetup.id, registration.status)
+    return Outcome(registration, created=True, mail=[mail], meetup=meetup)
+
+
+# --- joining the line: group commit ----------------------------------------------------------------
+# The meetup's sequence makes joins to one line take turns: each is conditioned on the ticket
+# before it. So within a process, joins to one meetup are committed together: whichever request
+# holds the meetup's line lock takes every join waiting for it (up to JOIN_BATCH) into one
+# transaction, tickets n+1..n+k in the order they arrived, conditioned on the sequence being n.
+# One condition, one meetup write and one round trip for k people; across processes (or Lambda
+# containers, one request each) the condition still decides the order.
+
+JOIN_BATCH = 16  # joins per transaction at most: 1 + 5 x 16 = 81 of DynamoDB's 100 parts
+# Between processes (or Lambda containers), joins to one line race for the sequence, and every
+# lost race is a whole transaction thrown away; the process that just won knows the next ticket
+# first and may keep winning. So once a process lost a race, its joins to that meetup go through
+# the line's turn for a while: a lease on the meetup item (one small conditional write, which
+# returns the item as stored), taken after a random pause and given back by the join's own
+# transaction. Whoever holds it commits without a race; the others wait, not retry.
+CONTENDED_FOR = 5.0  # seconds after a lost race that the process's joins take the turn first
+TURN_POLL = 0.02  # seconds: a contended joiner asks for the turn after a random pause up to this
+TURN_WAIT = 10.0  # seconds a batch waits for its turn at most (then 503 "busy, try again")
+TURN_LEASE = timedelta(seconds=2)  # a turn its holder never gave back is free again after this
+
+
+@dataclass
+class _Join:
+    """A sign-up waiting for its ticket; `result` is set by whoever commits it."""
+    registration: Registration
+    guard: EmailGuard
+    expires: datetime
+    result: object = None  # an Outcome, the existing guard's item (dict), _Again or an exception
+
+
+@dataclass
+class _Again:
+    """Not joined: the line's meetup now refuses or has a free seat; decide again on this copy."""
+    meetup: Meetup
+    confirmed: bool
+
+
+class _Lines:
+    """The joins waiting for each meetup's line lock, in arrival order (per process)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._pending: dict[str, list[_Join]] = {}
+        self._contended: dict[str, float] = {}  # meetup id -> until (monotonic)
+
+    def contend(self, meetup_id: str) -> None:
+        with self._lock:
+            self._contended[meetup_id] = time.monotonic() + CONTENDED_FOR
+
+    def contended(self, meetup_id: str) -> bool:
+        with self._lock:
+            until = self._contended.get(meetup_id)
+            if until is not None and until < time.monotonic():
+                del self._contended[meetup_id]
+                return False
+            return until is not None
+
+    def join(self, meetup: Meetup, join: _Join):
+        """Commit `join` (with whatever else waits for the line) and return its result."""
+        with self._lock:
+            self._pending.setdefault(meetup.id, []).append(join)
+        with hints.line_lock(meetup.id):
+            while join.result is None:  # else a predecessor's batch committed it meanwhile
+                batch = self._next_batch(meetup.id)
+                try:
+                    _commit_joins(meetup, batch, lambda: self._next_batch(meetup.id))
+                except Exception as exc:  # noqa: BLE001 (each waiting request raises it itself)
+                    for member in batch:
+                        member.result = member.result if member.result is not None else exc
+                finally:
+                    self._settle(meetup.id)
+        if isinstance(join.result, Exception):
+            raise join.result
+        return join.result
+
+    def _next_batch(self, meetup_id: str) -> list[_Join]:
+        """The first JOIN_BATCH waiting, one per address (a transaction writes an item once)."""
+        batch, addresses = [], set()
+        with self._lock:
+            for member in self._pending.get(meetup_id, []):
+                if member.result is None and member.guard.sk not in addresses:
+                    addresses.add(member.guard.sk)
+                    batch.append(member)
+                    if len(batch) == JOIN_BATCH:
+                        break
+        return batch
+
+    def _settle(self, meetup_id: str) -> None:
+        with self._lock:
+            waiting = [member for member in self._pending.get(meetup_id, []) if member.result is None]
+            if waiting:
+                self._pending[meetup_id] = waiting
+            else:
+                self._pending.pop(meetup_id, None)
+
+
+_lines = _Lines()
+
+
+def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
+    """Join `batch` to the line in one transaction, retried on the meetup as the failed condition
+    returned it; sets each member's result. A member whose address holds a place already, or
+    whose random id collided, leaves the batch; the others are tried again, with whoever queued
+    meanwhile (`waiting()`: the batch as it is now): the more joins wait, the larger the batch.
+    While the line is contended, the transaction is only tried holding the line's turn."""
+    meetup, confirmed, turn = hints.newer(meetup), False, None
+    deadline, losses = time.monotonic() + TURN_WAIT, 0
+    try:
+        while losses < MAX_ATTEMPTS and time.monotonic() < deadline:
+            batch = waiting()
+            now = clock.now()
+            if turn is None and _lines.contended(meetup.id):
+                time.sleep(random.uniform(0, TURN_POLL))
+                turn, taken = _take_turn(meetup.id, now)
+                if turn is None:
+                    continue  # another process's turn
+                meetup, confirmed = hints.put(taken), True
+            refusal = _refusal(meetup, now)
+            if refusal is not None or _seat_free(meetup):
+                for member in batch:
+                    member.result = _Again(meetup, confirmed)
+                return
+            limit = meetup.waitlist_max_length
+            room = int(limit) - int(meetup.waitlist_length or 0) if limit else len(batch)
+            trying = batch[:room]  # the rest find the line full on their next turn
+            cancelled = _join_line(meetup, trying, now, turn)
+            if cancelled is None:
+                turn = None  # the join gave the turn back
+                return
+            losses += 1
+            for n, member in enumerate(trying):
+                if cancelled.failed(f"guard{n}"):
+                    member.result = cancelled.old_item(f"guard{n}") or {}
+                elif not cancelled.failed("meetup") and any(
+                        cancelled.failed(f"{part}{n}") for part in ("registration", "mail", "entry")):
+                    member.result = ServiceUnavailable(messages.TRY_AGAIN)  # a random id collided
+            if all(member.result is not None for member in batch):
+                return
+            if turn is None and cancelled.failed("meetup"):
+                _lines.contend(meetup.id)  # a race lost: take turns from now on
+            meetup, confirmed = hints.put(_fresh(meetup.id, cancelled, losses)), True
+            if turn is not None and meetup.line_turn != turn:
+                turn = None  # the lease ran out and was taken over: wait for a turn again
+        for member in batch:
+            member.result = member.result if member.result is not None else ServiceUnavailable(messages.BUSY)
+    finally:
+        if turn is not None:
+            _give_turn_back(meetup.id, turn)
+
+
+def _take_turn(meetup_id: str, now) -> tuple[str | None, Meetup | None]:
+    """Claim the line's turn: (its token, the meetup as stored), or (None, None) while another
+    process holds it."""
+    token, item = lease_until(now, TURN_LEASE), Meetup(id=meetup_id)
+    with storage_errors():
+        if claim(item, [Meetup.line_turn.set(token)], Meetup.id.exists() & free(Meetup.line_turn, now)):
+            return token, item
+    return None, None
+
+
+def _give_turn_back(meetup_id: str, token: str) -> None:
+    """Free the line's turn a join did not use (the line refused, or the retries ran out)."""
+    with storage_errors():
+        claim(Meetup(id=meetup_id), [Meetup.line_turn.remove()], held(Meetup.line_turn, token))
+
+
+def _join_line(meetup: Meetup, batch: list[_Join], now, turn: str | None = None) -> TransactionCancelled | None:
+    """One transaction: tickets seq+1..seq+k to `batch`, conditioned on the sequence and the
+    line's length this copy of the meetup shows, and on the line's turn being free (or ours:
+    `turn`, given back by this transaction). Sets each member's Outcome on commit."""
+    stamp = clock.to_storage(now)
+    seq, length = int(meetup.waitlist_seq or 0), int(meetup.waitlist_length or 0)
+    expected_seq = (Meetup.waitlist_seq == seq) if seq else (
+        Meetup.waitlist_seq.does_not_exist() | (Meetup.waitlist_seq == 0))
+    tx = Transaction()
+    # `updated_at` covers the limit (`waitlist_max_length`) that `_refusal` checked on this copy.
+    actions = [Meetup.waitlist_length.add(len(batch)), Meetup.waitlist_seq.set(seq + len(batch))]
+    tx.update("meetup", meetup, actions + ([Meetup.line_turn.remove()] if turn else []),
+              _unchanged(meetup, stamp) & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
+              & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
+              & expected_seq & (Meetup.waitlist_length == length)
+              & (held(Meetup.line_turn, turn) if turn else free(Meetup.line_turn, now)), return_old=True)
+    mails = []
+    for n, member in enumerate(batch):
+        ticket, registration = seq + 1 + n, member.registration
+        registration.status, registration.waitlist_ticket = RegistrationStatus.WAITLISTED, ticket
+        tx.put(f"entry{n}", WaitlistEntry(meetup_id=line_partition(meetup.id), sk=ticket_key(WAITLIST_PREFIX, ticket),
+                                          registration_id=registration.id, ticket=ticket, expires_at=member.expires),
+               WaitlistEntry.sk.does_not_exist())
+        mails.append(_add_person(tx, str(n), meetup, registration, member.guard, "waitlisted",
+                                 "registration_waitlisted", length + 1 + n, now))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        return cancelled
+    hints.count(meetup.id, RegistrationStatus.WAITLISTED, seq=seq + len(batch), length=length + len(batch))
+    for n, (member, mail) in enumerate(zip(batch, mails)):
+        member.result = Outcome(member.registration, created=True, position=length + 1 + n, mail=[mail], meetup=meetup)
+    return None
 
 
 def send_link(registration: Registration, meetup: Meetup, now: datetime | None = None) -> bool:

@@ -257,3 +257,47 @@ def test_honeypot_refuses_like_a_real_sign_up_on_a_full_waitlist():
         registration.sign_up(meetup.id, dict(person(2, tag), website="http://spam.example"))
     assert refused.value.code == "waitlist_full"
     assert len(list(EmailGuard.query(guard_partition(meetup.id), EmailGuard.sk.startswith(EMAIL_GUARD_PREFIX)))) == 2
+
+
+def test_the_mail_position_with_nobody_gone_from_the_line_reads_only_the_meetup(monkeypatch):
+    """Nobody left the line: every ticket is promoted (from the front) or waiting, so the meetup's
+    counters alone give the place; after a departure the markers are counted."""
+    from chalicelib import line
+    meetup = make_meetup(capacity=1)
+    tag = secrets.token_hex(3)
+    holder = registration.sign_up(meetup.id, person(0, tag))
+    waiting = [registration.sign_up(meetup.id, person(n, tag)) for n in (1, 2, 3)]
+    registration.cancel(token_of(holder))  # the first in line is promoted
+    counted = []
+    real_count = line.departures_before
+    monkeypatch.setattr(line, "departures_before", lambda *a: counted.append(a) or real_count(*a))
+
+    def mailed(outcome):  # the context as queued (a sent message keeps none)
+        queued = {"meetup": {"id": meetup.id}, "registration_id": outcome.registration.id,
+                  "waitlist_ticket": int(outcome.registration.waitlist_ticket), "waitlist_position": outcome.position}
+        return line.position_for_mail(queued)["waitlist_position"]
+
+    assert [mailed(o) for o in waiting[1:]] == [1, 2] and counted == []
+    assert mailed(waiting[0]) == 1, "promoted: keeps the position committed with the join"
+    registration.cancel(token_of(waiting[1]))  # a departure
+    assert mailed(waiting[2]) == 1 and counted, "after a departure the markers are counted"
+    stored = catalogue.load(meetup.id, consistent=True)
+    assert line.departed(stored) == 1
+
+
+def test_a_batch_of_waitlisted_emails_reads_its_meetup_once_and_tells_each_place(monkeypatch):
+    from chalicelib import line
+    monkeypatch.setattr(outbox, "dispatch", lambda messages: None)  # queued, not sent yet
+    meetup = make_meetup(capacity=1)
+    tag = secrets.token_hex(3)
+    registration.sign_up(meetup.id, person(0, tag))
+    waiting = [registration.sign_up(meetup.id, person(n, tag)) for n in range(1, 6)]
+    reads = []
+    real_read = line._meetup
+    monkeypatch.setattr(line, "_meetup", lambda meetup_id: reads.append(meetup_id) or real_read(meetup_id))
+    assert outbox.deliver_batch([o.mail[0] for o in waiting]) == 5
+    assert reads == [meetup.id], "one read of the meetup for the whole batch"
+    for n, outcome in enumerate(waiting, start=1):
+        sent = messages_to(person(n, tag)["email"])
+        told = "Je bent de eerstvolgende" if n == 1 else f"Je staat op nummer {n} van"
+        assert len(sent) == 1 and told in text_of(sent[0])

@@ -1,0 +1,210 @@
+"""Group commit of waitlist joins within a process: every join waiting for a meetup's line lock
+goes into one transaction, tickets in arrival order; a member that cannot join (its address
+holds a place, the line's limit) leaves the batch without costing the others their place."""
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+
+import pytest
+
+from chalicelib import catalogue, registration
+from chalicelib.errors import Conflict, ServiceUnavailable
+from tests import invariants
+from tests.factories import make_meetup
+
+
+def person(n, tag, email=None):
+    return {"name": f"Wachtende {n}", "email": email or f"b{n}-{tag}@example.nl", "role": "teacher", "consent": True}
+
+
+@pytest.fixture
+def batches(monkeypatch):
+    """The sizes of the join transactions tried."""
+    sizes = []
+    real = registration._join_line
+
+    def counted(meetup, batch, now, turn=None):
+        sizes.append(len(batch))
+        return real(meetup, batch, now, turn)
+
+    monkeypatch.setattr(registration, "_join_line", counted)
+    return sizes
+
+
+def queued_behind_the_line_lock(meetup_id, payloads):
+    """Sign up `payloads` from threads while the line lock is held, so that all of them wait
+    for it; release it once every one is queued. Returns each one's outcome or error, in order."""
+    results = [None] * len(payloads)
+
+    def attempt(index):
+        try:
+            results[index] = registration.sign_up(meetup_id, payloads[index])
+        except Exception as error:  # noqa: BLE001 (reported in the assertions)
+            results[index] = error
+
+    lock = registration.hints.line_lock(meetup_id)
+    with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
+        with lock:
+            for index in range(len(payloads)):
+                pool.submit(attempt, index)
+            deadline = time.monotonic() + 10
+            while len(registration._lines._pending.get(meetup_id, [])) < len(payloads):
+                assert time.monotonic() < deadline, "every sign-up queued for the line"
+                time.sleep(0.01)
+    return results
+
+
+def full_meetup(tag, **overrides):
+    meetup = make_meetup(capacity=1, **overrides)
+    registration.sign_up(meetup.id, person(0, tag))
+    registration.hints.put(catalogue.load(meetup.id, consistent=True))  # this process knows it is full
+    return meetup
+
+
+def test_joins_waiting_for_the_line_commit_in_one_transaction_in_arrival_order(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    outcomes = queued_behind_the_line_lock(meetup.id, [person(n, tag) for n in range(1, 11)])
+
+    assert all(o.created and o.registration.status == "waitlisted" for o in outcomes)
+    assert batches == [10], "ten joins, one transaction"
+    assert sorted(o.position for o in outcomes) == list(range(1, 11))
+    assert sorted(int(o.registration.waitlist_ticket) for o in outcomes) == list(range(1, 11))
+    _, waiting = invariants.check(meetup.id)
+    told = {o.registration.id: o.position for o in outcomes}
+    assert [told[r.id] for r in waiting] == list(range(1, 11)), "the stored line is the order people were told"
+    stored = catalogue.load(meetup.id, consistent=True)
+    assert (int(stored.waitlist_seq), int(stored.waitlist_length)) == (10, 10)
+
+
+def test_more_joins_than_a_transaction_holds_take_several(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    count = registration.JOIN_BATCH + 4
+    outcomes = queued_behind_the_line_lock(meetup.id, [person(n, tag) for n in range(1, count + 1)])
+    assert all(o.created for o in outcomes)
+    assert max(batches) == registration.JOIN_BATCH and sum(batches) == count
+    assert sorted(o.position for o in outcomes) == list(range(1, count + 1))
+
+
+def test_an_address_already_in_line_leaves_the_batch_and_the_others_keep_consecutive_tickets(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    first = registration.sign_up(meetup.id, person(1, tag))
+    batches.clear()
+    twice = f"twice-{tag}@example.nl"
+    payloads = [person(1, tag), person(2, tag), person(3, tag, twice), person(4, tag, twice), person(5, tag)]
+    outcomes = queued_behind_the_line_lock(meetup.id, payloads)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)]
+    assert outcomes[0].created is False and outcomes[0].registration.id == first.registration.id
+    created = [o for o in outcomes if o.created]
+    assert len(created) == 3, "one of the two sign-ups with the same address, and the two others"
+    assert sorted(int(o.registration.waitlist_ticket) for o in created) == [2, 3, 4], "no ticket lost"
+    assert sorted(o.position for o in created) == [2, 3, 4]
+    assert batches[0] == 4, "one address once per transaction"
+    _, waiting = invariants.check(meetup.id)
+    assert len(waiting) == 4
+
+
+def test_a_batch_stops_at_the_lines_limit_and_the_rest_get_waitlist_full(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag, waitlist={"enabled": True, "max_length": 3})
+    registration.sign_up(meetup.id, person(1, tag))
+    results = queued_behind_the_line_lock(meetup.id, [person(n, tag) for n in range(2, 6)])
+
+    joined = [r for r in results if not isinstance(r, Exception)]
+    refused = [r for r in results if isinstance(r, Exception)]
+    assert sorted(o.position for o in joined) == [2, 3]
+    assert len(refused) == 2 and all(isinstance(r, Conflict) and r.code == "waitlist_full" for r in refused)
+    _, waiting = invariants.check(meetup.id)
+    assert len(waiting) == 3
+
+
+def test_a_storage_failure_reaches_every_member_and_stores_nothing(monkeypatch):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+
+    def down(meetup, batch, now, turn=None):
+        raise ServiceUnavailable("database down")
+
+    monkeypatch.setattr(registration, "_join_line", down)
+    results = queued_behind_the_line_lock(meetup.id, [person(n, tag) for n in range(1, 6)])
+    assert all(isinstance(r, ServiceUnavailable) for r in results)
+    assert not registration._lines._pending.get(meetup.id), "nobody left queued"
+    _, waiting = invariants.check(meetup.id)
+    assert waiting == []
+
+
+def test_a_batch_that_finds_the_seat_freed_sends_everyone_back_to_take_it(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    holder = catalogue.load(meetup.id, consistent=True)
+    # The only seat is freed elsewhere while the joins wait (this process's hint says full).
+    confirmed, _ = invariants.check(meetup.id)
+    registration.cancel_registration(confirmed[0])
+    registration.hints.put(holder)
+    outcomes = queued_behind_the_line_lock(meetup.id, [person(n, tag) for n in range(1, 4)])
+    assert not [o for o in outcomes if isinstance(o, Exception)]
+    assert sorted(o.registration.status for o in outcomes) == ["confirmed", "waitlisted", "waitlisted"]
+    assert sorted(o.position for o in outcomes if o.position) == [1, 2]
+    confirmed, waiting = invariants.check(meetup.id)
+    assert len(confirmed) == 1 and len(waiting) == 2
+
+
+# --- the line's turn between processes ------------------------------------------------------------
+
+def turn_of(meetup_id):
+    return catalogue.load(meetup_id, consistent=True).line_turn
+
+
+def hold_turn(meetup_id, seconds):
+    from chalicelib import clock
+    from chalicelib.models import Meetup
+    Meetup(id=meetup_id).update(actions=[Meetup.line_turn.set(clock.stamp(clock.now() + timedelta(seconds=seconds)))])
+
+
+def test_a_join_waits_while_another_process_holds_the_turn_then_joins(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    hold_turn(meetup.id, 0.6)  # another process took the turn (and crashed, say): its lease runs out
+    started = time.monotonic()
+    outcome = registration.sign_up(meetup.id, person(1, tag))
+    assert outcome.created and outcome.position == 1
+    assert time.monotonic() - started >= 0.4, "no join while the turn was taken"
+    assert registration._lines.contended(meetup.id), "the lost race is remembered"
+    assert turn_of(meetup.id) is None, "the join gave the turn back"
+
+
+def test_a_contended_join_takes_the_turn_and_its_transaction_gives_it_back(monkeypatch, batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    registration._lines.contend(meetup.id)
+    taken = []
+    real = registration._take_turn
+    monkeypatch.setattr(registration, "_take_turn", lambda *a: taken.append(a) or real(*a))
+    outcomes = [registration.sign_up(meetup.id, person(n, tag)) for n in (1, 2)]
+    assert [o.position for o in outcomes] == [1, 2]
+    assert len(taken) == 2 and batches == [1, 1]
+    assert turn_of(meetup.id) is None
+
+
+def test_a_turn_taken_for_a_line_that_now_refuses_is_given_back():
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    from chalicelib.models import Meetup
+    Meetup(id=meetup.id).update(actions=[Meetup.state.set("closed")])  # closed elsewhere; the hint says open
+    registration._lines.contend(meetup.id)
+    with pytest.raises(Conflict) as refused:
+        registration.sign_up(meetup.id, person(1, tag))
+    assert refused.value.code == "closed"
+    assert turn_of(meetup.id) is None
+
+
+def test_a_turn_whose_lease_ran_out_does_not_block_the_line(batches):
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    hold_turn(meetup.id, -1)
+    outcome = registration.sign_up(meetup.id, person(1, tag))
+    assert outcome.position == 1 and batches == [1]
