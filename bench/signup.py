@@ -365,6 +365,11 @@ def part_http(args, processes: int) -> dict:
         "seconds": round(elapsed, 2), "throughput_per_s": round(throughput, 1),
         "p50_s": round(percentile(latencies, 0.50), 3), "p99_s": round(percentile(latencies, 0.99), 3),
         "max_s": round(max(latencies), 3), "http_statuses": dict(Counter(r.status for r in results)),
+        # Where the tail is: seats (no race) or the line (one ticket at a time per meetup).
+        "p99_by_outcome_s": {status: round(percentile([r.seconds for r in results
+                                                        if r.registration.get("status") == status], 0.99), 3)
+                             for status in ("confirmed", "waitlisted")
+                             if any(r.registration.get("status") == status for r in results)},
         "outcomes": dict(Counter(r.registration.get("status") for r in results)),
         "mail_seconds_after_rush": round(mail_wait, 1), "checks": checks,
         "ok": all(c["ok"] for c in checks.values()),
