@@ -154,9 +154,11 @@ class Meetup(Model):
     waitlist_seq = NumberAttribute(default=0)
     waitlist_promoted = NumberAttribute(default=0)
     waitlist_max_length = NumberAttribute(null=True)
-    # A lease on the next join (its expiry stamp), taken by a joiner that kept losing the race for
-    # `waitlist_seq` to other processes; joins by others are conditioned on it being free.
-    line_turn = UnicodeAttribute(null=True)
+    # Turns at the line while processes contend for `waitlist_seq` (a ticket lock): a contended
+    # joiner takes turn `line_next` (an atomic add) and joins once `line_serving` reaches it; its
+    # join moves `line_serving` on. Joins outside the turns need `line_next == line_serving`.
+    line_next = NumberAttribute(null=True)
+    line_serving = NumberAttribute(null=True)
     state = UnicodeAttribute(default=MeetupState.OPEN)  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)

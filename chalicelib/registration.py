@@ -45,8 +45,7 @@ from chalicelib.models import (DEPARTURE_PREFIX, EMAIL_GUARD_PREFIX, ERASURE_DUE
                                guard_partition, line_partition, ticket_key)
 from chalicelib.observability import logger
 from chalicelib.statuses import ACTIVE, MeetupState, RegistrationStatus
-from chalicelib.storage import (Transaction, TransactionCancelled, claim, free, held, lease_until, new_activity,
-                               retry_pause, storage_errors)
+from chalicelib.storage import Transaction, TransactionCancelled, claim, new_activity, retry_pause, storage_errors
 from chalicelib.validation import Fields
 
 ROLES = ("teacher", "school_leader", "school_board", "local_politician", "education_support",
@@ -543,14 +542,17 @@ def _take_seat(meetup: Meetup, registration: Registration, guard: EmailGuard, no
 JOIN_BATCH = 16  # joins per transaction at most: 1 + 5 x 16 = 81 of DynamoDB's 100 parts
 # Between processes (or Lambda containers), joins to one line race for the sequence, and every
 # lost race is a whole transaction thrown away; the process that just won knows the next ticket
-# first and may keep winning. So once a process lost a race, its joins to that meetup go through
-# the line's turn for a while: a lease on the meetup item (one small conditional write, which
-# returns the item as stored), taken after a random pause and given back by the join's own
-# transaction. Whoever holds it commits without a race; the others wait, not retry.
-CONTENDED_FOR = 5.0  # seconds after a lost race that the process's joins take the turn first
-TURN_POLL = 0.02  # seconds: a contended joiner asks for the turn after a random pause up to this
+# first and may keep winning. So once a process lost a race, its joins to that meetup take turns
+# for a while, first come first served: a turn is an atomic add on the meetup item (it cannot
+# fail, and returns the item as stored); the joiner waits, reading the meetup now and then,
+# until `line_serving` reaches its turn, and its join transaction moves `line_serving` on.
+# A turn nobody moves on for TURN_STALLED (its holder died) is skipped by the next in turn.
+CONTENDED_FOR = 5.0  # seconds after a lost race or a wait that the process's joins take turns
 TURN_WAIT = 10.0  # seconds a batch waits for its turn at most (then 503 "busy, try again")
-TURN_LEASE = timedelta(seconds=2)  # a turn its holder never gave back is free again after this
+TURN_STALLED = 2.0  # seconds without progress after which the turn being served is skipped
+TURN_POLL_MAX = 0.25  # seconds between two looks at the line at most
+TURN_GUESS = 0.05  # seconds a turn takes, until this process measured its own
+TURN_POLL_MIN = 0.02  # seconds between two looks at the line when next in turn
 
 
 @dataclass
@@ -576,10 +578,23 @@ class _Lines:
         self._lock = threading.Lock()
         self._pending: dict[str, list[_Join]] = {}
         self._contended: dict[str, float] = {}  # meetup id -> until (monotonic)
+        self._turn_time = TURN_GUESS
+
+    def took(self, seconds: float) -> None:
+        """A join transaction's time: how long a turn takes, as a moving average."""
+        with self._lock:
+            self._turn_time = 0.8 * self._turn_time + 0.2 * seconds
+
+    def turn_time(self) -> float:
+        return self._turn_time
 
     def contend(self, meetup_id: str) -> None:
         with self._lock:
             self._contended[meetup_id] = time.monotonic() + CONTENDED_FOR
+
+    def forget(self, meetup_id: str) -> None:
+        with self._lock:
+            self._contended.pop(meetup_id, None)
 
     def contended(self, meetup_id: str) -> bool:
         with self._lock:
@@ -636,19 +651,17 @@ def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
     returned it; sets each member's result. A member whose address holds a place already, or
     whose random id collided, leaves the batch; the others are tried again, with whoever queued
     meanwhile (`waiting()`: the batch as it is now): the more joins wait, the larger the batch.
-    While the line is contended, the transaction is only tried holding the line's turn."""
+    While the line is contended, the transaction is only tried in this process's turn."""
     meetup, confirmed, turn = hints.newer(meetup), False, None
     deadline, losses = time.monotonic() + TURN_WAIT, 0
     try:
         while losses < MAX_ATTEMPTS and time.monotonic() < deadline:
-            batch = waiting()
-            now = clock.now()
             if turn is None and _lines.contended(meetup.id):
-                time.sleep(random.uniform(0, TURN_POLL))
-                turn, taken = _take_turn(meetup.id, now)
+                turn, meetup = _wait_for_turn(meetup.id, deadline)
+                confirmed = True
                 if turn is None:
-                    continue  # another process's turn
-                meetup, confirmed = hints.put(taken), True
+                    break  # waited too long
+            batch, now = waiting(), clock.now()
             refusal = _refusal(meetup, now)
             if refusal is not None or _seat_free(meetup):
                 for member in batch:
@@ -657,9 +670,11 @@ def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
             limit = meetup.waitlist_max_length
             room = int(limit) - int(meetup.waitlist_length or 0) if limit else len(batch)
             trying = batch[:room]  # the rest find the line full on their next turn
+            started = time.monotonic()
             cancelled = _join_line(meetup, trying, now, turn)
             if cancelled is None:
-                turn = None  # the join gave the turn back
+                _lines.took(time.monotonic() - started)
+                turn = None  # the join moved the turns on
                 return
             losses += 1
             for n, member in enumerate(trying):
@@ -673,35 +688,55 @@ def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
             if turn is None and cancelled.failed("meetup"):
                 _lines.contend(meetup.id)  # a race lost: take turns from now on
             meetup, confirmed = hints.put(_fresh(meetup.id, cancelled, losses)), True
-            if turn is not None and meetup.line_turn != turn:
-                turn = None  # the lease ran out and was taken over: wait for a turn again
+            if turn is not None and int(meetup.line_serving or 0) != turn:
+                turn = None  # skipped as stalled: take another turn
         for member in batch:
             member.result = member.result if member.result is not None else ServiceUnavailable(messages.BUSY)
     finally:
         if turn is not None:
-            _give_turn_back(meetup.id, turn)
+            _pass_turn(meetup.id, turn)
 
 
-def _take_turn(meetup_id: str, now) -> tuple[str | None, Meetup | None]:
-    """Claim the line's turn: (its token, the meetup as stored), or (None, None) while another
-    process holds it."""
-    token, item = lease_until(now, TURN_LEASE), Meetup(id=meetup_id)
+def _wait_for_turn(meetup_id: str, deadline: float) -> tuple[int | None, Meetup]:
+    """Take a turn at the line and wait for it: (the turn, the meetup as stored when it came),
+    or (None, the meetup) at the deadline."""
     with storage_errors():
-        if claim(item, [Meetup.line_turn.set(token)], Meetup.id.exists() & free(Meetup.line_turn, now)):
-            return token, item
-    return None, None
+        item = Meetup(id=meetup_id)  # the atomic add refreshes it with the stored item
+        item.update(actions=[Meetup.line_next.add(1),
+                             Meetup.line_serving.set(Meetup.line_serving | 0)],
+                    condition=Meetup.id.exists())
+    turn = int(item.line_next) - 1
+    serving, since = int(item.line_serving), time.monotonic()
+    if serving < turn:
+        _lines.contend(meetup_id)  # others were ahead: keep taking turns
+    while serving < turn:
+        if time.monotonic() > deadline:
+            return None, item  # the turn is skipped as stalled when it comes
+        # Those ahead each take about a turn's time; next in turn, look often.
+        time.sleep(min(TURN_POLL_MAX, (turn - serving - 1) * _lines.turn_time() + TURN_POLL_MIN)
+                   * random.uniform(0.7, 1.3))
+        item = _read_meetup(meetup_id)
+        now_serving = int(item.line_serving or 0)
+        if now_serving != serving:
+            serving, since = now_serving, time.monotonic()
+        elif time.monotonic() - since > TURN_STALLED:
+            _pass_turn(meetup_id, serving)  # its holder is gone: move on
+    hints.put(item)
+    return turn, item
 
 
-def _give_turn_back(meetup_id: str, token: str) -> None:
-    """Free the line's turn a join did not use (the line refused, or the retries ran out)."""
+def _pass_turn(meetup_id: str, turn: int) -> None:
+    """Move the turns on from `turn` without a join (its batch had nobody left to join, or its
+    holder is gone); nothing if they moved on already."""
     with storage_errors():
-        claim(Meetup(id=meetup_id), [Meetup.line_turn.remove()], held(Meetup.line_turn, token))
+        claim(Meetup(id=meetup_id), [Meetup.line_serving.set(turn + 1)], Meetup.line_serving == turn)
 
 
-def _join_line(meetup: Meetup, batch: list[_Join], now, turn: str | None = None) -> TransactionCancelled | None:
+def _join_line(meetup: Meetup, batch: list[_Join], now, turn: int | None = None) -> TransactionCancelled | None:
     """One transaction: tickets seq+1..seq+k to `batch`, conditioned on the sequence and the
-    line's length this copy of the meetup shows, and on the line's turn being free (or ours:
-    `turn`, given back by this transaction). Sets each member's Outcome on commit."""
+    line's length this copy of the meetup shows, and on it being this process's `turn` (moved
+    on by this transaction) or, without one, on nobody waiting for a turn. Sets each member's
+    Outcome on commit."""
     stamp = clock.to_storage(now)
     seq, length = int(meetup.waitlist_seq or 0), int(meetup.waitlist_length or 0)
     expected_seq = (Meetup.waitlist_seq == seq) if seq else (
@@ -709,11 +744,15 @@ def _join_line(meetup: Meetup, batch: list[_Join], now, turn: str | None = None)
     tx = Transaction()
     # `updated_at` covers the limit (`waitlist_max_length`) that `_refusal` checked on this copy.
     actions = [Meetup.waitlist_length.add(len(batch)), Meetup.waitlist_seq.set(seq + len(batch))]
-    tx.update("meetup", meetup, actions + ([Meetup.line_turn.remove()] if turn else []),
+    if turn is None:
+        turns = Meetup.line_next.does_not_exist() | (Meetup.line_next == Meetup.line_serving)
+    else:
+        turns = Meetup.line_serving == turn
+        actions.append(Meetup.line_serving.set(turn + 1))
+    tx.update("meetup", meetup, actions,
               _unchanged(meetup, stamp) & (Meetup.waitlist_enabled == True)  # noqa: E712 (a condition, not a test)
               & ((Meetup.confirmed >= Meetup.capacity) | (Meetup.waitlist_length > 0))
-              & expected_seq & (Meetup.waitlist_length == length)
-              & (held(Meetup.line_turn, turn) if turn else free(Meetup.line_turn, now)), return_old=True)
+              & expected_seq & (Meetup.waitlist_length == length) & turns, return_old=True)
     mails = []
     for n, member in enumerate(batch):
         ticket, registration = seq + 1 + n, member.registration

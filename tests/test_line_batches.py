@@ -153,44 +153,41 @@ def test_a_batch_that_finds_the_seat_freed_sends_everyone_back_to_take_it(batche
     assert len(confirmed) == 1 and len(waiting) == 2
 
 
-# --- the line's turn between processes ------------------------------------------------------------
+# --- turns at the line between processes -----------------------------------------------------------
 
-def turn_of(meetup_id):
-    return catalogue.load(meetup_id, consistent=True).line_turn
-
-
-def hold_turn(meetup_id, seconds):
-    from chalicelib import clock
-    from chalicelib.models import Meetup
-    Meetup(id=meetup_id).update(actions=[Meetup.line_turn.set(clock.stamp(clock.now() + timedelta(seconds=seconds)))])
+def turns_of(meetup_id):
+    stored = catalogue.load(meetup_id, consistent=True)
+    return stored.line_next, stored.line_serving
 
 
-def test_a_join_waits_while_another_process_holds_the_turn_then_joins(batches):
+def test_a_join_waits_for_a_turn_taken_by_another_process_and_skips_it_once_stalled(monkeypatch, batches):
+    monkeypatch.setattr(registration, "TURN_STALLED", 0.5)
     tag = secrets.token_hex(3)
     meetup = full_meetup(tag)
-    hold_turn(meetup.id, 0.6)  # another process took the turn (and crashed, say): its lease runs out
+    from chalicelib.models import Meetup
+    # Another process took turn 0 and died before joining.
+    Meetup(id=meetup.id).update(actions=[Meetup.line_next.set(1), Meetup.line_serving.set(0)])
     started = time.monotonic()
     outcome = registration.sign_up(meetup.id, person(1, tag))
     assert outcome.created and outcome.position == 1
-    assert time.monotonic() - started >= 0.4, "no join while the turn was taken"
+    assert time.monotonic() - started >= 0.5, "no join while another process's turn was being served"
     assert registration._lines.contended(meetup.id), "the lost race is remembered"
-    assert turn_of(meetup.id) is None, "the join gave the turn back"
+    assert turns_of(meetup.id) == (2, 2), "turn 0 skipped, turn 1 taken and moved on by the join"
 
 
-def test_a_contended_join_takes_the_turn_and_its_transaction_gives_it_back(monkeypatch, batches):
+def test_contended_joins_take_turns_first_come_first_served(batches):
     tag = secrets.token_hex(3)
     meetup = full_meetup(tag)
     registration._lines.contend(meetup.id)
-    taken = []
-    real = registration._take_turn
-    monkeypatch.setattr(registration, "_take_turn", lambda *a: taken.append(a) or real(*a))
     outcomes = [registration.sign_up(meetup.id, person(n, tag)) for n in (1, 2)]
-    assert [o.position for o in outcomes] == [1, 2]
-    assert len(taken) == 2 and batches == [1, 1]
-    assert turn_of(meetup.id) is None
+    assert [o.position for o in outcomes] == [1, 2] and batches == [1, 1]
+    assert turns_of(meetup.id) == (2, 2), "each join took a turn and moved the turns on"
+    registration._lines.forget(meetup.id)
+    assert registration.sign_up(meetup.id, person(3, tag)).position == 3, "nobody waiting: a join needs no turn"
+    assert turns_of(meetup.id) == (2, 2)
 
 
-def test_a_turn_taken_for_a_line_that_now_refuses_is_given_back():
+def test_a_turn_taken_for_a_line_that_now_refuses_is_passed_on():
     tag = secrets.token_hex(3)
     meetup = full_meetup(tag)
     from chalicelib.models import Meetup
@@ -199,12 +196,15 @@ def test_a_turn_taken_for_a_line_that_now_refuses_is_given_back():
     with pytest.raises(Conflict) as refused:
         registration.sign_up(meetup.id, person(1, tag))
     assert refused.value.code == "closed"
-    assert turn_of(meetup.id) is None
+    assert turns_of(meetup.id) == (1, 1), "the turn was passed on: nobody waits behind it"
 
 
-def test_a_turn_whose_lease_ran_out_does_not_block_the_line(batches):
+def test_a_join_outside_the_turns_waits_while_someone_waits_for_a_turn(monkeypatch, batches):
+    monkeypatch.setattr(registration, "TURN_STALLED", 0.5)
     tag = secrets.token_hex(3)
     meetup = full_meetup(tag)
-    hold_turn(meetup.id, -1)
-    outcome = registration.sign_up(meetup.id, person(1, tag))
-    assert outcome.position == 1 and batches == [1]
+    from chalicelib.models import Meetup
+    Meetup(id=meetup.id).update(actions=[Meetup.line_next.set(3), Meetup.line_serving.set(2)])
+    outcome = registration.sign_up(meetup.id, person(1, tag))  # turn 2 stalls, then is skipped
+    assert outcome.position == 1
+    assert batches[0] == 1 and len(batches) >= 2, "the first try (outside the turns) was refused"
