@@ -360,6 +360,7 @@ def part_http(args, processes: int) -> dict:
             store.close()
     latencies = [r.seconds for r in results]
     throughput = len(results) / elapsed
+    first_end = min(r.at for r in results)
     return {
         "processes": processes, "signups": len(results), "clients": args.clients, "warmup": args.warmup,
         "seconds": round(elapsed, 2), "throughput_per_s": round(throughput, 1),
@@ -370,6 +371,9 @@ def part_http(args, processes: int) -> dict:
                                                         if r.registration.get("status") == status], 0.99), 3)
                              for status in ("confirmed", "waitlisted")
                              if any(r.registration.get("status") == status for r in results)},
+        "slowest": [{"s": round(r.seconds, 3), "ended_after_s": round(r.at - first_end, 2),
+                     "status": r.registration.get("status"), "position": r.registration.get("waitlist_position")}
+                    for r in sorted(results, key=lambda r: -r.seconds)[:15]],
         "outcomes": dict(Counter(r.registration.get("status") for r in results)),
         "mail_seconds_after_rush": round(mail_wait, 1), "checks": checks,
         "ok": all(c["ok"] for c in checks.values()),

@@ -10,7 +10,7 @@ import secrets
 import zlib
 
 from pynamodb.attributes import (BooleanAttribute, JSONAttribute, ListAttribute, MapAttribute,
-                                 NumberAttribute, TTLAttribute, UnicodeAttribute)
+                                 NumberAttribute, NumberSetAttribute, TTLAttribute, UnicodeAttribute)
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import MetaModel
 from pynamodb.models import Model as _PynamoModel
@@ -159,6 +159,7 @@ class Meetup(Model):
     # join moves `line_serving` on. Joins outside the turns need `line_next == line_serving`.
     line_next = NumberAttribute(null=True)
     line_serving = NumberAttribute(null=True)
+    line_abandoned = NumberSetAttribute(null=True)  # turns whose joiners gave up waiting: skipped at once
     state = UnicodeAttribute(default=MeetupState.OPEN)  # open | closed | cancelled (set by admins)
     follows = UnicodeAttribute(null=True)
     chain_id = UnicodeAttribute(null=True)

@@ -710,8 +710,11 @@ def _wait_for_turn(meetup_id: str, deadline: float) -> tuple[int | None, Meetup]
     if serving < turn:
         _lines.contend(meetup_id)  # others were ahead: keep taking turns
     while serving < turn:
-        if time.monotonic() > deadline:
-            return None, item  # the turn is skipped as stalled when it comes
+        if serving in (item.line_abandoned or ()):
+            _pass_turn(meetup_id, serving)  # its joiner gave up waiting: no need to wait for it
+        elif time.monotonic() > deadline:
+            _abandon_turn(meetup_id, turn)
+            return None, item
         # Those ahead each take about a turn's time; next in turn, look often.
         time.sleep(min(TURN_POLL_MAX, (turn - serving - 1) * _lines.turn_time() + TURN_POLL_MIN)
                    * random.uniform(0.7, 1.3))
@@ -719,7 +722,7 @@ def _wait_for_turn(meetup_id: str, deadline: float) -> tuple[int | None, Meetup]
         now_serving = int(item.line_serving or 0)
         if now_serving != serving:
             serving, since = now_serving, time.monotonic()
-        elif time.monotonic() - since > TURN_STALLED:
+        elif time.monotonic() - since > TURN_STALLED and serving not in (item.line_abandoned or ()):
             _pass_turn(meetup_id, serving)  # its holder is gone: move on
     hints.put(item)
     return turn, item
@@ -727,9 +730,19 @@ def _wait_for_turn(meetup_id: str, deadline: float) -> tuple[int | None, Meetup]
 
 def _pass_turn(meetup_id: str, turn: int) -> None:
     """Move the turns on from `turn` without a join (its batch had nobody left to join, or its
-    holder is gone); nothing if they moved on already."""
+    holder is gone or gave up); nothing if they moved on already."""
     with storage_errors():
-        claim(Meetup(id=meetup_id), [Meetup.line_serving.set(turn + 1)], Meetup.line_serving == turn)
+        claim(Meetup(id=meetup_id), [Meetup.line_serving.set(turn + 1), Meetup.line_abandoned.delete({turn})],
+              Meetup.line_serving == turn)
+
+
+def _abandon_turn(meetup_id: str, turn: int) -> None:
+    """Give up a turn not served yet, so that nobody waits TURN_STALLED for it (under overload,
+    every turn given up would otherwise stall the line that long); if it is being served by
+    now, pass it on."""
+    with storage_errors():
+        if not claim(Meetup(id=meetup_id), [Meetup.line_abandoned.add({turn})], Meetup.line_serving < turn):
+            _pass_turn(meetup_id, turn)
 
 
 def _join_line(meetup: Meetup, batch: list[_Join], now, turn: int | None = None) -> TransactionCancelled | None:

@@ -208,3 +208,34 @@ def test_a_join_outside_the_turns_waits_while_someone_waits_for_a_turn(monkeypat
     outcome = registration.sign_up(meetup.id, person(1, tag))  # turn 2 stalls, then is skipped
     assert outcome.position == 1
     assert batches[0] == 1 and len(batches) >= 2, "the first try (outside the turns) was refused"
+
+
+def test_a_turn_given_up_is_skipped_at_once(monkeypatch, batches):
+    monkeypatch.setattr(registration, "TURN_STALLED", 30)  # a stall would fail the test
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    from chalicelib.models import Meetup
+    Meetup(id=meetup.id).update(actions=[Meetup.line_next.set(2), Meetup.line_serving.set(1),
+                                         Meetup.line_abandoned.add({1})])
+    registration._lines.contend(meetup.id)
+    started = time.monotonic()
+    assert registration.sign_up(meetup.id, person(1, tag)).position == 1
+    assert time.monotonic() - started < 5
+    stored = catalogue.load(meetup.id, consistent=True)
+    assert (stored.line_next, stored.line_serving, stored.line_abandoned) == (3, 3, None)
+
+
+def test_a_joiner_that_waited_too_long_gives_its_turn_up_and_gets_503(monkeypatch):
+    monkeypatch.setattr(registration, "TURN_STALLED", 30)
+    monkeypatch.setattr(registration, "TURN_WAIT", 0.3)
+    tag = secrets.token_hex(3)
+    meetup = full_meetup(tag)
+    from chalicelib.models import Meetup
+    Meetup(id=meetup.id).update(actions=[Meetup.line_next.set(1), Meetup.line_serving.set(0)])  # turn 0: slow
+    registration._lines.contend(meetup.id)
+    with pytest.raises(ServiceUnavailable):
+        registration.sign_up(meetup.id, person(1, tag))
+    stored = catalogue.load(meetup.id, consistent=True)
+    assert stored.line_abandoned == {1} and stored.line_serving == 0
+    _, waiting = invariants.check(meetup.id)
+    assert waiting == [], "nothing stored"
