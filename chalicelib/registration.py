@@ -9,9 +9,11 @@ Rules, and how the database enforces them:
   person is one small item `W#<ticket>` in the meetup's partition. The ticket comes from the
   meetup's `waitlist_seq`, set to n+1 inside the join's own transaction on the condition that
   it is n (and that the line is as long as expected): the order is the order DynamoDB
-  committed the joins in, and the join's position is known on commit. A loser learns the
-  current values from the failed condition's item and retries; joins within one process take
-  turns per meetup. The first in line is a consistent Query of `W#` with Limit 1.
+  committed the joins in, and the join's position is known on commit. Within a process, the
+  joins waiting for a meetup's line go into one transaction (group commit, tickets n+1..n+k in
+  arrival order); between processes, a process that lost the race takes turns (a ticket lock
+  on the meetup item, first come first served) instead of racing again. The first in line is a
+  consistent Query of `W#` with Limit 1.
 - Exact positions without counting the line: position = ticket - `waitlist_promoted` (those
   promoted from the front) - the departures ahead (`D#<ticket>` markers written when a waiting
   person leaves; counted with a keys-only Query below the ticket).
