@@ -232,14 +232,19 @@ def _anonymise_actions(stamp: str) -> list:
 
 
 def _activity_of(registration: Registration) -> list[Activity]:
-    """The activity records about a registration: written on the UTC days of its changes."""
-    days = sorted({value[:10] for value in (registration.created_at, registration.promoted_at,
-                                            registration.cancelled_at) if value})
+    """The activity records that name a registration's person: written with its sign-up, its
+    promotion and its cancellation, each stamped with the moment the registration keeps
+    (`created_at`, `promoted_at`, `cancelled_at`, to the second). So only the records of those
+    seconds are read, whatever the day's activity elsewhere in the country."""
+    moments = sorted({value for value in (registration.created_at, registration.promoted_at,
+                                          registration.cancelled_at) if value})
     found = []
     with storage_errors():
-        for partition in (p for day in days for p in activity_partitions(day)):
-            found += [item for item in Activity.query(partition, consistent_read=True)
-                      if (item.details or {}).get("registration_id") == registration.id]
+        for moment in moments:
+            second = clock.stamp(clock.from_storage(moment)).split(".")[0] + "."  # "YYYY-MM-DDTHH:MM:SS."
+            for partition in activity_partitions(moment[:10]):
+                found += [item for item in Activity.query(partition, Activity.sk.startswith(second), consistent_read=True)
+                          if (item.details or {}).get("registration_id") == registration.id]
     return found
 
 

@@ -472,7 +472,7 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
         if _seat_free(meetup):
             outcome = _take_seat(meetup, registration, guard, now, stamp)
         else:
-            outcome = _lines.join(meetup, _Join(registration, guard, expires))
+            outcome = _lines.join(meetup, _Join(registration, guard, expires, now))
             if isinstance(outcome, _Again):
                 meetup, confirmed = outcome.meetup, outcome.confirmed
                 continue
@@ -563,6 +563,7 @@ class _Join:
     registration: Registration
     guard: EmailGuard
     expires: datetime
+    signed_up: datetime  # the sign-up's time (`created_at`): its activity record's time too
     result: object = None  # an Outcome, the existing guard's item (dict), _Again or an exception
 
 
@@ -776,7 +777,7 @@ def _join_line(meetup: Meetup, batch: list[_Join], now, turn: int | None = None)
                                           registration_id=registration.id, ticket=ticket, expires_at=member.expires),
                WaitlistEntry.sk.does_not_exist())
         mails.append(_add_person(tx, str(n), meetup, registration, member.guard, "waitlisted",
-                                 "registration_waitlisted", length + 1 + n, now))
+                                 "registration_waitlisted", length + 1 + n, member.signed_up))
     try:
         tx.commit()
     except TransactionCancelled as cancelled:

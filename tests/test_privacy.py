@@ -486,3 +486,54 @@ def test_no_scans_on_any_privacy_path():
     from chalicelib.routes import privacy as routes
     for module in (privacy, routes):
         assert ".scan(" not in inspect.getsource(module)
+
+
+def test_erasure_finds_the_persons_activity_by_its_moments_not_by_reading_the_day(monkeypatch):
+    """A person waitlisted in a batch of joins, then promoted: both records that name them are
+    scrubbed, and the erasure reads only the records of those seconds, not the day's."""
+    import time as time_module
+
+    from chalicelib import registration
+    from chalicelib.models import Activity
+    meetup = make_meetup(capacity=1)
+    tag = secrets.token_hex(3)
+
+    def body(n):
+        return {"name": f"Persoon {n} {tag}", "email": f"act{n}-{tag}@example.nl", "role": "teacher",
+                "organisation": f"School {n} {tag}", "consent": True}
+
+    holder = registration.sign_up(meetup.id, body(0))
+    registration.hints.put(registration._read_meetup(meetup.id))
+    lock = registration.hints.line_lock(meetup.id)
+    from concurrent.futures import ThreadPoolExecutor
+    with ThreadPoolExecutor(3) as pool, lock:  # three joins in one batch, committed a second later
+        waiting = [pool.submit(registration.sign_up, meetup.id, body(n)) for n in (1, 2, 3)]
+        while len(registration._lines._pending.get(meetup.id, [])) < 3:
+            time_module.sleep(0.01)
+        time_module.sleep(1.1)
+    first = min((w.result() for w in waiting), key=lambda o: o.position).registration
+    time_module.sleep(1.1)  # the promotion in a later second than the sign-ups
+    registration.cancel(holder.manage_url.rsplit("/", 1)[1])  # promotes the first in line
+    time_module.sleep(1.1)
+    for n in range(4, 12):  # more of the day's activity, in other seconds
+        registration.sign_up(meetup.id, body(n))
+    time_module.sleep(1.1)
+
+    read = []
+    real_query = Activity.query
+
+    def counting(*args, **kwargs):
+        for item in real_query(*args, **kwargs):
+            read.append(item)
+            yield item
+
+    monkeypatch.setattr(Activity, "query", counting)
+    person_now = registration._load_registration(meetup.id, first.id)
+    assert person_now.status == "confirmed" and person_now.promoted_at
+    erased = privacy.erase_address(first.email, actor="test")["erased"]
+    monkeypatch.undo()
+    assert erased["activity_records"] == 3, "waitlisted, promoted, and cancelled by the erasure"
+    assert len(read) <= 8, f"read {len(read)} activity records: only those of its three seconds"
+    stored = everything_stored()
+    assert f"Persoon 1 {tag}".lower() not in stored and f"School 1 {tag}".lower() not in stored
+    assert f"Persoon 2 {tag}".lower() in stored, "nobody else's record touched"
