@@ -665,6 +665,8 @@ def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
                 if turn is None:
                     break  # waited too long
             batch, now = waiting(), clock.now()
+            if not batch:
+                return  # nobody left to join (each got an answer)
             refusal = _refusal(meetup, now)
             if refusal is not None or _seat_free(meetup):
                 for member in batch:
