@@ -358,12 +358,10 @@ class _MeetupHints:
     a copy the database confirmed (see `_refusal`)."""
 
     TTL_SECONDS = 30
-    STRIPES = 64
 
     def __init__(self):
         self._seen: dict[str, tuple[float, Meetup]] = {}
         self._lock = threading.Lock()
-        self._line_locks = [threading.Lock() for _ in range(self.STRIPES)]
 
     def get(self, meetup_id: str) -> tuple[Meetup, bool]:
         """(a copy of the meetup, whether the database confirmed it just now)."""
@@ -383,11 +381,6 @@ class _MeetupHints:
     def forget(self, meetup_id: str) -> None:
         with self._lock:
             self._seen.pop(meetup_id, None)
-
-    def line_lock(self, meetup_id: str) -> threading.Lock:
-        """Joins to one meetup's line take turns within a process: each takes the next ticket
-        from the hint its predecessor left, instead of all fighting over the same one."""
-        return self._line_locks[hash(meetup_id) % self.STRIPES]
 
     def newer(self, meetup: Meetup) -> Meetup:
         """The shared hint if it has seen more of the line than `meetup` (same version), else `meetup`."""
@@ -575,10 +568,14 @@ class _Again:
 
 
 class _Lines:
-    """The joins waiting for each meetup's line lock, in arrival order (per process)."""
+    """The joins waiting for each meetup's line lock, in arrival order, and whether the line is
+    contended by other processes (per process)."""
+
+    STRIPES = 64
 
     def __init__(self):
         self._lock = threading.Lock()
+        self._line_locks = [threading.Lock() for _ in range(self.STRIPES)]
         self._pending: dict[str, list[_Join]] = {}
         self._contended: dict[str, float] = {}  # meetup id -> until (monotonic)
         self._turn_time = TURN_GUESS
@@ -607,11 +604,15 @@ class _Lines:
                 return False
             return until is not None
 
+    def line_lock(self, meetup_id: str) -> threading.Lock:
+        """Held by whoever commits a batch of joins to the meetup's line in this process."""
+        return self._line_locks[hash(meetup_id) % self.STRIPES]
+
     def join(self, meetup: Meetup, join: _Join):
         """Commit `join` (with whatever else waits for the line) and return its result."""
         with self._lock:
             self._pending.setdefault(meetup.id, []).append(join)
-        with hints.line_lock(meetup.id):
+        with self.line_lock(meetup.id):
             while join.result is None:  # else a predecessor's batch committed it meanwhile
                 batch = self._next_batch(meetup.id)
                 try:

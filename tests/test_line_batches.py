@@ -43,7 +43,7 @@ def queued_behind_the_line_lock(meetup_id, payloads):
         except Exception as error:  # noqa: BLE001 (reported in the assertions)
             results[index] = error
 
-    lock = registration.hints.line_lock(meetup_id)
+    lock = registration._lines.line_lock(meetup_id)
     with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
         with lock:
             for index in range(len(payloads)):

@@ -504,7 +504,7 @@ def test_erasure_finds_the_persons_activity_by_its_moments_not_by_reading_the_da
 
     holder = registration.sign_up(meetup.id, body(0))
     registration.hints.put(registration._read_meetup(meetup.id))
-    lock = registration.hints.line_lock(meetup.id)
+    lock = registration._lines.line_lock(meetup.id)
     from concurrent.futures import ThreadPoolExecutor
     with ThreadPoolExecutor(3) as pool, lock:  # three joins in one batch, committed a second later
         waiting = [pool.submit(registration.sign_up, meetup.id, body(n)) for n in (1, 2, 3)]
