@@ -614,12 +614,11 @@ class _Lines:
             self._pending.setdefault(meetup.id, []).append(join)
         with self.line_lock(meetup.id):
             while join.result is None:  # else a predecessor's batch committed it meanwhile
-                batch = self._next_batch(meetup.id)
                 try:
-                    _commit_joins(meetup, batch, lambda: self._next_batch(meetup.id))
+                    _commit_joins(meetup, lambda: self._next_batch(meetup.id))
                 except Exception as exc:  # noqa: BLE001 (each waiting request raises it itself)
-                    for member in batch:
-                        member.result = member.result if member.result is not None else exc
+                    for member in self._next_batch(meetup.id):  # those the failed attempt was for
+                        member.result = exc
                 finally:
                     self._settle(meetup.id)
         if isinstance(join.result, Exception):
@@ -650,12 +649,12 @@ class _Lines:
 _lines = _Lines()
 
 
-def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
-    """Join `batch` to the line in one transaction, retried on the meetup as the failed condition
-    returned it; sets each member's result. A member whose address holds a place already, or
-    whose random id collided, leaves the batch; the others are tried again, with whoever queued
-    meanwhile (`waiting()`: the batch as it is now): the more joins wait, the larger the batch.
-    While the line is contended, the transaction is only tried in this process's turn."""
+def _commit_joins(meetup: Meetup, waiting) -> None:
+    """Join the waiting (`waiting()`: the next batch, as it is now) to the line in one
+    transaction, retried on the meetup as the failed condition returned it; sets each member's
+    result. A member whose address holds a place already, or whose random id collided, leaves
+    the batch; the others are tried again, with whoever queued meanwhile: the more joins wait,
+    the larger the batch. While the line is contended, it is only tried in this process's turn."""
     meetup, confirmed, turn = hints.newer(meetup), False, None
     deadline, losses = time.monotonic() + TURN_WAIT, 0
     try:
@@ -696,8 +695,8 @@ def _commit_joins(meetup: Meetup, batch: list[_Join], waiting) -> None:
             meetup, confirmed = hints.put(_fresh(meetup.id, cancelled, losses)), True
             if turn is not None and int(meetup.line_serving or 0) != turn:
                 turn = None  # skipped as stalled: take another turn
-        for member in batch:
-            member.result = member.result if member.result is not None else ServiceUnavailable(messages.BUSY)
+        for member in waiting():  # still unanswered: the retries or the wait ran out
+            member.result = ServiceUnavailable(messages.BUSY)
     finally:
         if turn is not None:
             _pass_turn(meetup.id, turn)
