@@ -32,7 +32,7 @@ import secrets
 import threading
 import time
 from datetime import datetime, timedelta
-from typing import Iterable
+from typing import Callable, Iterable
 
 from pynamodb.exceptions import PynamoDBException, UpdateError
 
@@ -354,8 +354,9 @@ class _BackgroundWorker(threading.Thread):
         super().__init__(name="outbox-delivery", daemon=True)
         self.queue: queue.Queue = queue.Queue()
 
-    # Requests come first: while they keep coming (a rush), mail waits, up to MAX_DELAY,
-    # well within the grace before the retry job would take it.
+    # Requests come first: while they keep coming (a rush) or are being served (joins waiting
+    # for their turn at a line queue no mail for a while), mail waits, up to MAX_DELAY after
+    # its oldest message, well within the grace before the retry job would take it.
     QUIET = 0.3
     MAX_DELAY = 20.0
 
@@ -367,7 +368,8 @@ class _BackgroundWorker(threading.Thread):
                 try:
                     messages += self.queue.get(timeout=self.QUIET)
                 except queue.Empty:
-                    break
+                    if not _serving():
+                        break
             for start in range(0, len(messages), BATCH):
                 try:
                     deliver_batch(messages[start:start + BATCH])
@@ -377,6 +379,15 @@ class _BackgroundWorker(threading.Thread):
 
 _worker: _BackgroundWorker | None = None
 _worker_lock = threading.Lock()
+_serving: Callable[[], bool] = lambda: False  # noqa: E731 (replaced by the server, see below)
+
+
+def defer_to_requests(serving: Callable[[], bool]) -> None:
+    """`make run`'s server tells the background deliverer whether it is serving requests
+    (`serving()`); while it is, mail waits (up to MAX_DELAY): composing it takes the CPU the
+    requests need. Without a server (tests, scripts), mail waits only for QUIET."""
+    global _serving
+    _serving = serving
 
 
 def _background_worker() -> _BackgroundWorker:

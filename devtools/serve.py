@@ -4,6 +4,7 @@ resets connections under load, and it never fires `@app.schedule`, so the schedu
 run here on timers instead."""
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socketserver
@@ -208,6 +209,27 @@ class _Answered(Exception):
     """The request was answered already (its body could not be read)."""
 
 
+class RequestsInFlight:
+    """How many requests the server is handling (or holding for the app) right now: the
+    background mail deliverer waits while there are any (`outbox.defer_to_requests`)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._count = 0
+
+    def __enter__(self):
+        with self._lock:
+            self._count += 1
+        return self
+
+    def __exit__(self, *exc):
+        with self._lock:
+            self._count -= 1
+
+    def serving(self) -> bool:
+        return self._count > 0
+
+
 class QuietHandler(ContractRequestHandler):
     """Every connection gets a thread, but only a few requests run the app at once: DynamoDB
     Local slows down sharply with many concurrent transactions, and one Python process gains
@@ -215,9 +237,10 @@ class QuietHandler(ContractRequestHandler):
 
     in_app = threading.BoundedSemaphore(int(os.environ.get("LOCAL_APP_CONCURRENCY", "12")))
     timeout = 30  # an idle keep-alive connection is closed after this
+    in_flight = None  # the server's RequestsInFlight (set by build_server)
 
     def _generic_handle(self) -> None:
-        with self.in_app:
+        with self.in_flight or contextlib.nullcontext(), self.in_app:
             super()._generic_handle()
 
     def log_message(self, format, *args):  # one line per request is noise under a rush
@@ -237,7 +260,12 @@ def build_server(host: str, port: int, stage: str = "dev") -> LocalDevServer:
     if not isinstance(app, LocalChalice):
         CustomLocalChalice.__bases__ = (LocalChalice, app.__class__)
         app.__class__ = CustomLocalChalice
-    return LocalDevServer(app, config, host, port, handler_cls=QuietHandler, server_cls=RushReadyHTTPServer)
+    from chalicelib import outbox
+
+    in_flight = RequestsInFlight()
+    handler = type("Handler", (QuietHandler,), {"in_flight": in_flight})
+    outbox.defer_to_requests(in_flight.serving)
+    return LocalDevServer(app, config, host, port, handler_cls=handler, server_cls=RushReadyHTTPServer)
 
 
 class Every(threading.Thread):

@@ -80,3 +80,46 @@ def test_dispatch_background_delivers_without_the_request(monkeypatch):
         import time
         time.sleep(0.1)
     assert {stored(m).state for m in messages} == {"sent"}
+
+
+def test_background_mail_waits_while_the_server_serves_requests(monkeypatch):
+    """`make run`'s deliverer defers to requests: while the server is serving some, queued mail
+    waits (composing it takes the CPU they need); once none is, it goes out."""
+    import threading
+    import time
+
+    from chalicelib import config
+    settings = config.get_settings()
+    monkeypatch.setattr(config, "get_settings", lambda: type(settings)(**{**settings.__dict__,
+                                                                           "mail_delivery": "background"}))
+    monkeypatch.setattr(outbox, "get_settings", config.get_settings)
+    serving = threading.Event()
+    serving.set()
+    monkeypatch.setattr(outbox, "_serving", serving.is_set)
+    messages = committed(2)
+    outbox.dispatch(messages)
+    time.sleep(outbox._BackgroundWorker.QUIET * 6)  # well past the quiet it would otherwise wait
+    assert {stored(m).state for m in messages} == {"pending"}, "nothing sent while requests are served"
+    serving.clear()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and {stored(m).state for m in messages} != {"sent"}:
+        time.sleep(0.1)
+    assert {stored(m).state for m in messages} == {"sent"}
+
+
+def test_the_servers_count_of_requests_in_flight():
+    from devtools.serve import RequestsInFlight
+    in_flight = RequestsInFlight()
+    assert not in_flight.serving()
+    with in_flight:
+        assert in_flight.serving()
+        with in_flight:
+            assert in_flight.serving()
+        assert in_flight.serving(), "one request still in flight"
+    assert not in_flight.serving()
+    try:
+        with in_flight:
+            raise RuntimeError("the request failed")
+    except RuntimeError:
+        pass
+    assert not in_flight.serving(), "a failed request is no longer in flight"
