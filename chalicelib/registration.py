@@ -391,7 +391,7 @@ class _MeetupHints:
                 return Meetup.from_raw_data(seen[1].serialize())
         return meetup
 
-    def count(self, meetup_id: str, status: str, *, seq: int = 0, length: int = 0) -> None:
+    def count(self, meetup_id: str, status: str, *, seq: int = 0, length: int = 0, seats: int = 1) -> None:
         """A sign-up committed: count it on the shared hint (never overwrite it with a copy
         taken earlier, which would lose what other requests counted meanwhile)."""
         with self._lock:
@@ -399,7 +399,7 @@ class _MeetupHints:
             if seen is None:
                 return
             if status == RegistrationStatus.CONFIRMED:
-                seen[1].confirmed += 1
+                seen[1].confirmed += seats
             elif seq > int(seen[1].waitlist_seq or 0):
                 seen[1].waitlist_seq, seen[1].waitlist_length = seq, length
 
@@ -462,10 +462,11 @@ def sign_up(meetup_id: str, payload: dict) -> Outcome:
                 raise refusal
             meetup, confirmed = hints.put(_read_meetup(meetup_id)), True  # the hint may be stale: ask
             continue
-        if _seat_free(meetup):
+        if _seat_free(meetup) and registration.table_id:
             outcome = _take_seat(meetup, registration, guard, now, stamp)
         else:
-            outcome = _lines.join(meetup, _Join(registration, guard, expires, now))
+            batches = _seats if _seat_free(meetup) else _lines
+            outcome = batches.join(meetup, _Join(registration, guard, expires, now))
             if isinstance(outcome, _Again):
                 meetup, confirmed = outcome.meetup, outcome.confirmed
                 continue
@@ -502,8 +503,9 @@ def _unchanged(meetup: Meetup, stamp: str):
 
 
 def _take_seat(meetup: Meetup, registration: Registration, guard: EmailGuard, now, stamp: str):
-    """One attempt at a seat. Returns the Outcome, the existing guard's item (a duplicate), or
-    the TransactionCancelled to retry on."""
+    """One attempt at a seat and a seat at the chosen theme table (a sign-up without a table
+    takes a seat in a batch: `_commit_seats`). Returns the Outcome, the existing guard's item (a
+    duplicate), or the TransactionCancelled to retry on."""
     tx = Transaction()
     registration.status, registration.waitlist_ticket = RegistrationStatus.CONFIRMED, None
     tx.update("meetup", meetup, [Meetup.confirmed.add(1)],
@@ -568,12 +570,14 @@ class _Again:
 
 
 class _Lines:
-    """The joins waiting for each meetup's line lock, in arrival order, and whether the line is
-    contended by other processes (per process)."""
+    """The sign-ups waiting for each meetup's lock of one kind of batch (the line, or its seats),
+    in arrival order; the holder commits them with `commit(meetup, waiting)`. For the line also
+    whether it is contended by other processes (per process)."""
 
     STRIPES = 64
 
-    def __init__(self):
+    def __init__(self, commit, size: int):
+        self._commit, self._size = commit, size
         self._lock = threading.Lock()
         self._line_locks = [threading.Lock() for _ in range(self.STRIPES)]
         self._pending: dict[str, list[_Join]] = {}
@@ -605,7 +609,7 @@ class _Lines:
             return until is not None
 
     def line_lock(self, meetup_id: str) -> threading.Lock:
-        """Held by whoever commits a batch of joins to the meetup's line in this process."""
+        """Held by whoever commits a batch of this kind to the meetup in this process."""
         return self._line_locks[hash(meetup_id) % self.STRIPES]
 
     def join(self, meetup: Meetup, join: _Join):
@@ -615,7 +619,7 @@ class _Lines:
         with self.line_lock(meetup.id):
             while join.result is None:  # else a predecessor's batch committed it meanwhile
                 try:
-                    _commit_joins(meetup, lambda: self._next_batch(meetup.id))
+                    self._commit(meetup, lambda: self._next_batch(meetup.id))
                 except Exception as exc:  # noqa: BLE001 (each waiting request raises it itself)
                     for member in self._next_batch(meetup.id):  # those the failed attempt was for
                         member.result = exc
@@ -626,14 +630,15 @@ class _Lines:
         return join.result
 
     def _next_batch(self, meetup_id: str) -> list[_Join]:
-        """The first JOIN_BATCH waiting, one per address (a transaction writes an item once)."""
+        """The first few waiting (a batch's size at most), one per address (a transaction
+        writes an item once)."""
         batch, addresses = [], set()
         with self._lock:
             for member in self._pending.get(meetup_id, []):
                 if member.result is None and member.guard.sk not in addresses:
                     addresses.add(member.guard.sk)
                     batch.append(member)
-                    if len(batch) == JOIN_BATCH:
+                    if len(batch) == self._size:
                         break
         return batch
 
@@ -645,8 +650,6 @@ class _Lines:
             else:
                 self._pending.pop(meetup_id, None)
 
-
-_lines = _Lines()
 
 
 def _commit_joins(meetup: Meetup, waiting) -> None:
@@ -788,6 +791,73 @@ def _join_line(meetup: Meetup, batch: list[_Join], now, turn: int | None = None)
     for n, (member, mail) in enumerate(zip(batch, mails)):
         member.result = Outcome(member.registration, created=True, position=length + 1 + n, mail=[mail], meetup=meetup)
     return None
+
+
+# --- taking seats: group commit --------------------------------------------------------------------
+# Seats need no order among those taking them (whoever's transaction lands first has one), only
+# the ceiling: a batch adds its size to `confirmed`, conditioned on that many seats being free,
+# so batches of different processes do not conflict below it. One meetup write and one round
+# trip for k people, as for the line.
+
+SEAT_BATCH = 16  # seats per transaction at most: 1 + 4 x 16 = 65 of DynamoDB's 100 parts
+
+
+def _commit_seats(meetup: Meetup, waiting) -> None:
+    """Seat the waiting (`waiting()`: the next batch, as it is now) in one transaction, retried
+    on the meetup as the failed condition returned it; sets each member's result. Those the
+    free seats do not cover wait for the next batch; once none is free (or the meetup refuses,
+    or people wait in line) the rest decide again (_Again). A member whose address holds a place
+    already, or whose random id collided, leaves the batch."""
+    meetup, confirmed = hints.newer(meetup), False
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        batch, now = waiting(), clock.now()
+        if not batch:
+            return  # nobody left to seat (each got an answer)
+        if _refusal(meetup, now) is not None or not _seat_free(meetup):
+            for member in batch:
+                member.result = _Again(meetup, confirmed)
+            return
+        trying = batch[:int(meetup.capacity) - int(meetup.confirmed)]
+        cancelled = _seat_batch(meetup, trying, now)
+        if cancelled is None:
+            return
+        for n, member in enumerate(trying):
+            if cancelled.failed(f"guard{n}"):
+                member.result = cancelled.old_item(f"guard{n}") or {}
+            elif not cancelled.failed("meetup") and any(
+                    cancelled.failed(f"{part}{n}") for part in ("registration", "mail")):
+                member.result = ServiceUnavailable(messages.TRY_AGAIN)  # a random id collided
+        meetup, confirmed = hints.put(_fresh(meetup.id, cancelled, attempt)), True
+    for member in waiting():  # still unanswered: the retries ran out
+        member.result = ServiceUnavailable(messages.BUSY)
+
+
+def _seat_batch(meetup: Meetup, batch: list[_Join], now) -> TransactionCancelled | None:
+    """One transaction: a seat each for `batch`, conditioned on as many being free on the
+    meetup this copy shows (same version, open, nobody in line). Sets each member's Outcome on
+    commit."""
+    tx = Transaction()
+    # `updated_at` pins the capacity this copy shows: the ceiling is that capacity less the batch.
+    tx.update("meetup", meetup, [Meetup.confirmed.add(len(batch))],
+              _unchanged(meetup, clock.to_storage(now)) & (Meetup.confirmed <= int(meetup.capacity) - len(batch))
+              & (Meetup.waitlist_length == 0), return_old=True)
+    mails = []
+    for n, member in enumerate(batch):
+        member.registration.status, member.registration.waitlist_ticket = RegistrationStatus.CONFIRMED, None
+        mails.append(_add_person(tx, str(n), meetup, member.registration, member.guard, "signed_up",
+                                 "registration_confirmed", None, member.signed_up))
+    try:
+        tx.commit()
+    except TransactionCancelled as cancelled:
+        return cancelled
+    hints.count(meetup.id, RegistrationStatus.CONFIRMED, seats=len(batch))
+    for member, mail in zip(batch, mails):
+        member.result = Outcome(member.registration, created=True, mail=[mail], meetup=meetup)
+    return None
+
+
+_lines = _Lines(_commit_joins, JOIN_BATCH)
+_seats = _Lines(_commit_seats, SEAT_BATCH)
 
 
 def send_link(registration: Registration, meetup: Meetup, now: datetime | None = None) -> bool:
