@@ -652,6 +652,18 @@ class _Lines:
 
 
 
+def _answer_refused(batch: list[_Join], cancelled: TransactionCancelled) -> None:
+    """After a batch's transaction was cancelled: a member whose address holds a place already
+    gets that place; one whose random id collided (its own items refused, the meetup not) gets
+    "try again". The others stay unanswered, to be tried again."""
+    for n, member in enumerate(batch):
+        if cancelled.failed(f"guard{n}"):
+            member.result = cancelled.old_item(f"guard{n}") or {}
+        elif not cancelled.failed("meetup") and any(
+                cancelled.failed(f"{part}{n}") for part in ("registration", "mail", "entry")):
+            member.result = ServiceUnavailable(messages.TRY_AGAIN)
+
+
 def _commit_joins(meetup: Meetup, waiting) -> None:
     """Join the waiting (`waiting()`: the next batch, as it is now) to the line in one
     transaction, retried on the meetup as the failed condition returned it; sets each member's
@@ -685,12 +697,7 @@ def _commit_joins(meetup: Meetup, waiting) -> None:
                 turn = None  # the join moved the turns on
                 return
             losses += 1
-            for n, member in enumerate(trying):
-                if cancelled.failed(f"guard{n}"):
-                    member.result = cancelled.old_item(f"guard{n}") or {}
-                elif not cancelled.failed("meetup") and any(
-                        cancelled.failed(f"{part}{n}") for part in ("registration", "mail", "entry")):
-                    member.result = ServiceUnavailable(messages.TRY_AGAIN)  # a random id collided
+            _answer_refused(trying, cancelled)
             if all(member.result is not None for member in batch):
                 return
             if turn is None and cancelled.failed("meetup"):
@@ -821,12 +828,7 @@ def _commit_seats(meetup: Meetup, waiting) -> None:
         cancelled = _seat_batch(meetup, trying, now)
         if cancelled is None:
             return
-        for n, member in enumerate(trying):
-            if cancelled.failed(f"guard{n}"):
-                member.result = cancelled.old_item(f"guard{n}") or {}
-            elif not cancelled.failed("meetup") and any(
-                    cancelled.failed(f"{part}{n}") for part in ("registration", "mail")):
-                member.result = ServiceUnavailable(messages.TRY_AGAIN)  # a random id collided
+        _answer_refused(trying, cancelled)
         meetup, confirmed = hints.put(_fresh(meetup.id, cancelled, attempt)), True
     for member in waiting():  # still unanswered: the retries ran out
         member.result = ServiceUnavailable(messages.BUSY)

@@ -32,9 +32,11 @@ def batches(monkeypatch):
     return sizes
 
 
-def queued_behind_the_line_lock(meetup_id, payloads):
-    """Sign up `payloads` from threads while the line lock is held, so that all of them wait
-    for it; release it once every one is queued. Returns each one's outcome or error, in order."""
+def queued_behind_the_line_lock(meetup_id, payloads, batches=None):
+    """Sign up `payloads` from threads while the meetup's lock of `batches` (the line's, unless
+    given: `registration._seats`) is held, so that all of them wait for it; release it once
+    every one is queued. Returns each one's outcome or error, in order."""
+    batches = batches or registration._lines
     results = [None] * len(payloads)
 
     def attempt(index):
@@ -43,14 +45,14 @@ def queued_behind_the_line_lock(meetup_id, payloads):
         except Exception as error:  # noqa: BLE001 (reported in the assertions)
             results[index] = error
 
-    lock = registration._lines.line_lock(meetup_id)
+    lock = batches.line_lock(meetup_id)
     with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
         with lock:
             for index in range(len(payloads)):
                 pool.submit(attempt, index)
             deadline = time.monotonic() + 10
-            while len(registration._lines._pending.get(meetup_id, [])) < len(payloads):
-                assert time.monotonic() < deadline, "every sign-up queued for the line"
+            while len(batches._pending.get(meetup_id, [])) < len(payloads):
+                assert time.monotonic() < deadline, "every sign-up queued for the lock"
                 time.sleep(0.01)
     return results
 

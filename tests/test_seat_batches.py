@@ -2,8 +2,6 @@
 their seats in one transaction, conditioned on that many being free; those the free seats do
 not cover join the line, and a stale copy never seats more than the capacity."""
 import secrets
-import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -11,6 +9,7 @@ from chalicelib import catalogue, registration
 from chalicelib.errors import ServiceUnavailable
 from tests import invariants
 from tests.factories import make_meetup
+from tests.test_line_batches import queued_behind_the_line_lock
 
 
 def person(n, tag, email=None, **extra):
@@ -33,25 +32,8 @@ def batches(monkeypatch):
 
 
 def queued_behind_the_seat_lock(meetup_id, payloads):
-    """Sign up `payloads` from threads while the meetup's seat lock is held, so that all of them
-    wait for it; release it once every one is queued. Returns each one's outcome or error."""
-    results = [None] * len(payloads)
-
-    def attempt(index):
-        try:
-            results[index] = registration.sign_up(meetup_id, payloads[index])
-        except Exception as error:  # noqa: BLE001 (reported in the assertions)
-            results[index] = error
-
-    with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
-        with registration._seats.line_lock(meetup_id):
-            for index in range(len(payloads)):
-                pool.submit(attempt, index)
-            deadline = time.monotonic() + 10
-            while len(registration._seats._pending.get(meetup_id, [])) < len(payloads):
-                assert time.monotonic() < deadline, "every sign-up queued for a seat"
-                time.sleep(0.01)
-    return results
+    """As for the line (`queued_behind_the_line_lock`), behind the meetup's seat lock."""
+    return queued_behind_the_line_lock(meetup_id, payloads, registration._seats)
 
 
 def known(meetup):
